@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+
+.PHONY: demo test test-fast bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Stamps re-run the install whenever pyproject.toml changes.
+$(VENV)/.demo-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	@touch $@
+
+# torch is pinned exactly in the extra (a local CPU wheel); s3fs and moto come in one command.
+$(VENV)/.test-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[dev,torch,s3,dask,metrics]'
+	@touch $@ $(VENV)/.demo-installed
+
+$(VENV)/.bench-installed: $(VENV)/.test-installed
+	$(PIP) install -q -e '.[dev,torch,s3,dask,metrics,bench]'
+	@touch $@
+
+demo: $(VENV)/.demo-installed
+	$(PY) -m hcsvfs.cli demo
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest -q
+
+test-fast: $(VENV)/.test-installed
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m hcsvfs.cli bench
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache .hypothesis

@@ -1,0 +1,88 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import PathExistsError, StorageFullError
+
+__all__ = ["TEMP_PREFIX", "atomic_write", "is_temp_name", "fsync_dir"]
+
+#: Temp files start with this, so listings can hide them and clean-up can find them.
+TEMP_PREFIX = ".hcsvfs-tmp-"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the name of an in-flight (or crashed) atomic write."""
+    return name.startswith(TEMP_PREFIX)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(
+    target: Path,
+    write: Callable[[BinaryIO], None],
+    *,
+    overwrite: bool,
+    fsync: bool = True,
+    logical: str | None = None,
+) -> int:
+    """Write ``target`` through ``write(fh)`` via a temp file in the same folder; return bytes written.
+
+    With ``overwrite=False`` the commit is ``link()`` (fails if the name exists),
+    so of two racing creators exactly one wins and the other gets
+    FileExistsError. With ``overwrite=True`` it is ``rename()`` (atomic
+    replace). A failure leaves no temp file behind and the old file intact.
+    """
+    shown = logical or str(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=target.parent)
+    os.close(fd)  # reopened by name: writers such as tifffile want a file object with a real .name
+    tmp = Path(tmp_name)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+            size = fh.tell()
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise PathExistsError(
+                    f"{shown!r} was created by another writer while this one was saving; "
+                    "pass overwrite=True to replace it",
+                    path=shown,
+                ) from None
+            os.unlink(tmp)
+        if fsync:
+            fsync_dir(target.parent)
+        return size
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise StorageFullError(
+                f"no space left to write {shown!r} ({exc.strerror}); the previous version, if any, is intact. "
+                "Free space or point the backend at a larger volume",
+                path=shown,
+            ) from exc
+        raise
+
+

@@ -1,0 +1,1 @@
+"""Command line: demo, ls, cp, info, validate, stats, bench, preview."""

@@ -1,0 +1,5 @@
+"""``python -m hcsvfs.cli`` runs the command line."""
+
+from .app import main
+
+main()

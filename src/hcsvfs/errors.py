@@ -1,0 +1,110 @@
+"""The hcsvfs error hierarchy.
+
+Every error is a :class:`StorageError` *and* the built-in exception a Python
+user would already catch (``FileNotFoundError``, ``FileExistsError``, ...), so
+code written against plain files keeps working. Messages name the path and say
+what to do instead.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from typing import Any
+
+__all__ = [
+    "StorageError",
+    "StorageResolutionError",
+    "PathNotFoundError",
+    "PathExistsError",
+    "PathIsADirectoryError",
+    "PathNotADirectoryError",
+    "DirectoryNotEmptyError",
+    "InvalidPathError",
+    "UnsupportedTypeError",
+    "UnsafeLoadError",
+    "CorruptDataError",
+    "StorageFullError",
+    "MemoryBudgetError",
+]
+
+
+class StorageError(Exception):
+    """Base class of every hcsvfs error; ``path`` and ``backend`` say where it happened."""
+
+    def __init__(self, message: str, *, path: str | None = None, backend: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.backend = backend
+
+    def __str__(self) -> str:  # OSError subclasses would otherwise print "[Errno ...]" tuples
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep errors picklable across process pools and Dask workers.
+        return (_rebuild, (type(self), self.message, self.path, self.backend))
+
+
+def _rebuild(cls: type[StorageError], message: str, path: str | None, backend: str | None) -> StorageError:
+    return cls(message, path=path, backend=backend)
+
+
+class _OSStorageError(StorageError, OSError):
+    """A StorageError that is also an OSError carrying a proper ``errno``."""
+
+    errno_code: int = 0
+
+    def __init__(self, message: str, *, path: str | None = None, backend: str | None = None) -> None:
+        OSError.__init__(self, self.errno_code, message)
+        StorageError.__init__(self, message, path=path, backend=backend)
+        self.filename = path
+
+
+class StorageResolutionError(StorageError, LookupError):
+    """An unknown backend name or enum member was asked for."""
+
+
+class PathNotFoundError(_OSStorageError, FileNotFoundError):
+    errno_code = _errno.ENOENT
+
+
+class PathExistsError(_OSStorageError, FileExistsError):
+    errno_code = _errno.EEXIST
+
+
+class PathIsADirectoryError(_OSStorageError, IsADirectoryError):
+    errno_code = _errno.EISDIR
+
+
+class PathNotADirectoryError(_OSStorageError, NotADirectoryError):
+    errno_code = _errno.ENOTDIR
+
+
+class DirectoryNotEmptyError(_OSStorageError):
+    errno_code = _errno.ENOTEMPTY
+
+
+class StorageFullError(_OSStorageError):
+    """The device ran out of space (or a file-size limit was hit); nothing was replaced."""
+
+    errno_code = _errno.ENOSPC
+
+
+class InvalidPathError(StorageError, ValueError):
+    """A logical path is malformed or would leave the backend's root."""
+
+
+class UnsupportedTypeError(StorageError, TypeError):
+    """No format or backend can store this kind of object."""
+
+
+class UnsafeLoadError(StorageError, PermissionError):
+    """Loading would execute code (pickle) and the caller did not opt in."""
+
+
+class CorruptDataError(StorageError, ValueError):
+    """Stored bytes failed a checksum or could not be decoded."""
+
+
+class MemoryBudgetError(StorageError, MemoryError):
+    """The memory budget is exhausted and nothing can be spilled to make room."""

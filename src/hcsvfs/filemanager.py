@@ -1,0 +1,240 @@
+"""FileManager: one API to save and load objects by logical path on any registered backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from . import paths as P
+from .arrays import nbytes
+from .backends.base import StatResult, StorageBackend
+from .registry import Backend, BackendRef, StorageRegistry, create_default_registry
+
+
+__all__ = ["FileManager", "OperationObserver", "Backend"]
+
+T = TypeVar("T")
+
+
+class OperationObserver(Protocol):
+    """Receives one call per FileManager operation (the metrics layer implements this)."""
+
+    def record(self, backend: str, operation: str, seconds: float, nbytes: int, error: BaseException | None) -> None: ...
+
+
+class FileManager:
+    """Routes every storage operation to a backend named by enum or string.
+
+    ``FileManager()`` gets a fresh, private registry (memory, disk, zarr);
+    pass ``storage_registry`` to share the process-wide one. ``save`` creates
+    missing parent directories unless ``create_parents=False``; everything
+    else keeps the backend's fail-loud semantics.
+    """
+
+    def __init__(
+        self,
+        registry: StorageRegistry | None = None,
+        *,
+        create_parents: bool = True,
+        observer: OperationObserver | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else create_default_registry()
+        self.create_parents = create_parents
+        self.observer = observer
+
+    # ------------------------------------------------------------------ routing
+    def get_backend(self, backend: BackendRef) -> StorageBackend:
+        """The backend instance for ``backend``; StorageResolutionError if unknown."""
+        return self.registry.get_backend(backend)
+
+    def _observe(
+        self, backend: BackendRef, operation: str, fn: Callable[[], T], size: Callable[[T], int] | int = 0
+    ) -> T:
+        observer = self.observer
+        if observer is None:  # zero cost when nobody is listening
+            return fn()
+        start = time.perf_counter()
+        try:
+            result = fn()
+        except BaseException as exc:
+            observer.record(str(backend), operation, time.perf_counter() - start, 0, exc)
+            raise
+        counted = size(result) if callable(size) else size
+        observer.record(str(backend), operation, time.perf_counter() - start, counted, None)
+        return result
+
+    # ------------------------------------------------------------------ objects
+    def save(
+        self,
+        data: Any,
+        path: P.PathLike,
+        backend: BackendRef,
+        *,
+        overwrite: bool = False,
+        create_parents: bool | None = None,
+        **options: Any,
+    ) -> None:
+        """Save ``data`` at ``path`` on ``backend``; FileExistsError if present unless ``overwrite``."""
+        b = self.get_backend(backend)
+        p = P.normalize(path)
+
+        def run() -> None:
+            self._ensure_parent(b, p, create_parents)
+            b.save(data, p, overwrite=overwrite, **options)
+
+        self._observe(backend, "save", run, nbytes(data))
+
+    def load(self, path: P.PathLike, backend: BackendRef, **options: Any) -> Any:
+        """Load the object at ``path`` from ``backend``."""
+        b = self.get_backend(backend)
+        return self._observe(backend, "load", lambda: b.load(path, **options), nbytes)
+
+    def save_batch(
+        self,
+        data_list: Sequence[Any],
+        paths: Sequence[P.PathLike],
+        backend: BackendRef,
+        *,
+        overwrite: bool = False,
+        create_parents: bool | None = None,
+        **options: Any,
+    ) -> None:
+        """Save ``data_list[i]`` at ``paths[i]``; all paths are checked before anything is written."""
+        b = self.get_backend(backend)
+        logical = [P.normalize(p) for p in paths]
+
+        def run() -> None:
+            for par in sorted({P.parent(p) for p in logical}):
+                self._ensure_dir(b, par, create_parents)
+            b.save_batch(data_list, logical, overwrite=overwrite, **options)
+
+        self._observe(backend, "save_batch", run, sum(nbytes(d) for d in data_list))
+
+    def load_batch(self, paths: Sequence[P.PathLike], backend: BackendRef, **options: Any) -> list[Any]:
+        """Load every path from ``backend``, in order."""
+        b = self.get_backend(backend)
+        return self._observe(
+            backend, "load_batch", lambda: b.load_batch(paths, **options), lambda r: sum(nbytes(x) for x in r)
+        )
+
+    # ------------------------------------------------------------------ queries
+    def exists(self, path: P.PathLike, backend: BackendRef) -> bool:
+        """True if a file or directory is at ``path``."""
+        b = self.get_backend(backend)
+        return self._observe(backend, "exists", lambda: b.exists(path))
+
+    def is_file(self, path: P.PathLike, backend: BackendRef) -> bool:
+        """True if an object (file) is at ``path``."""
+        b = self.get_backend(backend)
+        return self._observe(backend, "is_file", lambda: b.is_file(path))
+
+    def is_dir(self, path: P.PathLike, backend: BackendRef) -> bool:
+        """True if a directory is at ``path``."""
+        b = self.get_backend(backend)
+        return self._observe(backend, "is_dir", lambda: b.is_dir(path))
+
+    def stat(self, path: P.PathLike, backend: BackendRef) -> StatResult:
+        """Size, kind, time and backend-specific facts about ``path``."""
+        b = self.get_backend(backend)
+        return self._observe(backend, "stat", lambda: b.stat(path))
+
+    def list_files(
+        self,
+        directory: P.PathLike,
+        backend: BackendRef,
+        pattern: str | None = None,
+        extensions: Iterable[str] | str | None = None,
+        recursive: bool = False,
+    ) -> list[str]:
+        """Sorted logical paths of files in ``directory`` (glob ``pattern``, ``extensions``, ``recursive``)."""
+        b = self.get_backend(backend)
+        return self._observe(
+            backend, "list_files", lambda: b.list_files(directory, pattern=pattern, extensions=extensions, recursive=recursive)
+        )
+
+    def list_dir(self, directory: P.PathLike, backend: BackendRef) -> list[str]:
+        """Sorted names of the entries directly inside ``directory``."""
+        b = self.get_backend(backend)
+        return self._observe(backend, "list_dir", lambda: b.list_dir(directory))
+
+    # ------------------------------------------------------------------ mutation
+    def ensure_directory(self, directory: P.PathLike, backend: BackendRef) -> None:
+        """Create ``directory`` and its parents if missing."""
+        b = self.get_backend(backend)
+        self._observe(backend, "ensure_directory", lambda: b.ensure_directory(directory))
+
+    def delete(self, path: P.PathLike, backend: BackendRef) -> None:
+        """Remove a file or an empty directory."""
+        b = self.get_backend(backend)
+        self._observe(backend, "delete", lambda: b.delete(path))
+
+    def delete_all(self, path: P.PathLike, backend: BackendRef) -> None:
+        """Remove ``path`` and everything below it."""
+        b = self.get_backend(backend)
+        self._observe(backend, "delete_all", lambda: b.delete_all(path))
+
+    def move(self, src: P.PathLike, dst: P.PathLike, backend: BackendRef, *, overwrite: bool = False) -> None:
+        """Move within one backend; parents of ``dst`` are created like on save."""
+        b = self.get_backend(backend)
+
+        def run() -> None:
+            self._ensure_parent(b, P.normalize(dst), None)
+            b.move(src, dst, overwrite=overwrite)
+
+        self._observe(backend, "move", run)
+
+    def copy(self, src: P.PathLike, dst: P.PathLike, backend: BackendRef, *, overwrite: bool = False) -> None:
+        """Copy within one backend; parents of ``dst`` are created like on save."""
+        b = self.get_backend(backend)
+
+        def run() -> None:
+            self._ensure_parent(b, P.normalize(dst), None)
+            b.copy(src, dst, overwrite=overwrite)
+
+        self._observe(backend, "copy", run)
+
+    def transfer(
+        self,
+        src: P.PathLike,
+        src_backend: BackendRef,
+        dst: P.PathLike,
+        dst_backend: BackendRef,
+        *,
+        overwrite: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> list[str]:
+        """Copy a file or a directory tree from one backend to another; returns the destination paths written.
+
+        ``progress`` is called with each destination path after it is written
+        (the CLI hangs its progress bar here).
+        """
+        sb, db = self.get_backend(src_backend), self.get_backend(dst_backend)
+        s, d = P.normalize(src), P.normalize(dst)
+        if sb.is_dir(s):
+            pairs = [(f, P.join(d, f[len(s) + 1 :] if s != "." else f)) for f in sb.list_files(s, recursive=True)]
+            self._ensure_dir(db, d, None)
+        else:
+            pairs = [(s, d)]
+        written = []
+        for source, target in pairs:
+            obj = sb.load(source)
+            self.save(obj, target, dst_backend, overwrite=overwrite)
+            written.append(target)
+            if progress is not None:
+                progress(target)
+        return written
+
+    # ------------------------------------------------------------------ helpers
+    def _ensure_parent(self, b: StorageBackend, path: str, create_parents: bool | None) -> None:
+        self._ensure_dir(b, P.parent(path), create_parents)
+
+    def _ensure_dir(self, b: StorageBackend, directory: str, create_parents: bool | None) -> None:
+        wanted = self.create_parents if create_parents is None else create_parents
+        if wanted and directory not in (".", "/"):
+            b.ensure_directory(directory)
+
+    def __repr__(self) -> str:
+        return f"<FileManager backends={self.registry.names()}>"
+
+

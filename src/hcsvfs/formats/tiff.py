@@ -1,0 +1,69 @@
+"""TIFF and OME-TIFF through tifffile."""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..arrays import is_array, to_numpy
+from .base import Format
+
+# Default OME axes by rank, the NGFF order (t, c, z, y, x) truncated from the left.
+_DEFAULT_AXES = {2: "YX", 3: "ZYX", 4: "CZYX", 5: "TCZYX"}
+
+
+def _tiff_dtype_ok(arr: np.ndarray) -> bool:
+    return arr.dtype.kind in "buifc" and arr.ndim >= 2 and arr.size > 0
+
+
+class TiffFormat(Format):
+    """Plain TIFF: shape and dtype round trip exactly (tifffile's shaped metadata)."""
+
+    name = "tiff"
+    extensions = (".tif", ".tiff")
+
+    def accepts(self, obj: Any) -> bool:
+        return is_array(obj) and _tiff_dtype_ok(to_numpy(obj))
+
+    def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
+        import tifffile
+
+        arr = to_numpy(obj)
+        # minisblack keeps (..., 3) stacks as data, not RGB pixels; BigTIFF past 4 GB.
+        options.setdefault("photometric", "minisblack")
+        tifffile.imwrite(fh, arr, bigtiff=arr.nbytes > 2**32 - 2**25, **options)
+
+    def load(self, fh: BinaryIO, **options: Any) -> Any:
+        import tifffile
+
+        return tifffile.imread(fh, **options)
+
+    def sniff(self, head: bytes) -> bool:
+        return head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+class OmeTiffFormat(TiffFormat):
+    """OME-TIFF with axes (``axes="TCZYX"`` or the default for the array's rank)."""
+
+    name = "ome-tiff"
+    extensions = (".ome.tif", ".ome.tiff")
+
+    def accepts(self, obj: Any) -> bool:
+        return super().accepts(obj) and to_numpy(obj).ndim >= 2
+
+    def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
+        import tifffile
+
+        arr = to_numpy(obj)
+        axes = options.pop("axes", None) or _DEFAULT_AXES.get(arr.ndim)
+        if axes is None or len(axes) != arr.ndim:
+            raise ValueError(f"OME-TIFF needs one axis letter per dimension; got axes={axes!r} for shape {arr.shape}")
+        metadata = dict(options.pop("metadata", None) or {})
+        metadata["axes"] = axes
+        tifffile.imwrite(
+            fh, arr, ome=True, metadata=metadata, photometric="minisblack", bigtiff=arr.nbytes > 2**32 - 2**25, **options
+        )
+
+    def sniff(self, head: bytes) -> bool:
+        return False  # plain TIFF's sniff reads these too

@@ -1,0 +1,199 @@
+"""Logical paths: normalisation, validation and mapping onto a physical root.
+
+A logical path is a POSIX-style string (``A01/step1_out/x.tif``). The same
+logical path names the same object on every backend; each backend maps it to
+its own physical place. :class:`RootedPath` does that mapping for backends that
+live on a file system, and enforces the *jail* when a backend has an explicit
+root: nothing may resolve outside it.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+from typing import Union
+
+from .errors import InvalidPathError
+
+__all__ = [
+    "PathLike",
+    "normalize",
+    "join",
+    "parent",
+    "basename",
+    "split_ext",
+    "ancestors",
+    "is_within",
+    "RootedPath",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# Multi-part extensions are matched first so "x.ome.tif" is OME-TIFF, not plain TIFF.
+_COMPOUND_EXTS = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tar.gz")
+
+
+def normalize(path: PathLike) -> str:
+    """Return the canonical logical form of ``path``.
+
+    Separators are POSIX, repeated ``/`` and ``.`` segments vanish, ``x/..``
+    pairs cancel lexically, trailing slashes go. A leading ``/`` is kept
+    (absolute paths stay absolute). ``..`` that cannot cancel is kept so that a
+    rooted backend can reject it. Empty paths and NUL bytes are always rejected.
+    """
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        raise InvalidPathError(
+            f"logical path must be a str or os.PathLike, got {type(path).__name__}: {path!r}",
+            path=repr(path),
+        )
+    if "\x00" in path:
+        raise InvalidPathError(f"path {path!r} contains a NUL byte; remove it", path=path)
+    text = path.replace("\\", "/") if os.sep == "\\" else path
+    if text.strip() == "":
+        raise InvalidPathError("path is empty; give a logical path such as 'plate/A01/x.tif'", path=path)
+    absolute = text.startswith("/")
+    out: list[str] = []
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif absolute:
+                continue  # "/.." is "/" on POSIX
+            else:
+                out.append("..")
+            continue
+        out.append(part)
+    body = "/".join(out)
+    if absolute:
+        return "/" + body
+    return body if body else "."
+
+
+def join(*parts: PathLike) -> str:
+    """Join logical path parts and normalise; a later absolute part wins, as in posixpath."""
+    return normalize(posixpath.join(*[os.fspath(p) for p in parts]))
+
+
+def parent(path: PathLike) -> str:
+    """The logical parent: ``"."`` for a top-level relative name, ``"/"`` for a top-level absolute one."""
+    p = normalize(path)
+    if p in (".", "/"):
+        return p
+    head = posixpath.dirname(p)
+    if head == "":
+        return "."
+    return head
+
+
+def basename(path: PathLike) -> str:
+    """The last component of a logical path."""
+    return posixpath.basename(normalize(path))
+
+
+def split_ext(path: PathLike) -> tuple[str, str]:
+    """Split into (stem, extension), lower-casing the extension and knowing ``.ome.tif`` and friends."""
+    name = basename(path)
+    lower = name.lower()
+    for ext in _COMPOUND_EXTS:
+        if lower.endswith(ext) and len(lower) > len(ext):
+            return name[: -len(ext)], ext
+    stem, ext = posixpath.splitext(name)
+    return stem, ext.lower()
+
+
+def ancestors(path: PathLike) -> list[str]:
+    """Every proper ancestor directory of ``path``, nearest last, excluding the root (``.`` or ``/``)."""
+    p = normalize(path)
+    out: list[str] = []
+    cur = parent(p)
+    while cur not in (".", "/") and cur != p:
+        out.append(cur)
+        cur = parent(cur)
+    out.reverse()
+    return out
+
+
+def is_within(path: PathLike, directory: PathLike) -> bool:
+    """True when logical ``path`` equals ``directory`` or lies below it."""
+    p, d = normalize(path), normalize(directory)
+    if d == ".":
+        return not p.startswith("/") and p != ".." and not p.startswith("../")
+    if d == "/":
+        return p.startswith("/")
+    return p == d or p.startswith(d + "/")
+
+
+class RootedPath:
+    """Maps logical paths to physical ones under a root.
+
+    With ``root=None`` the mapping behaves like the original system: relative
+    paths resolve against the current working directory *at call time* and
+    absolute paths are taken as they are. With an explicit root the backend is
+    a jail: ``..`` escapes, absolute paths outside the root and symlinks that
+    lead out are rejected, so nothing is ever read or written outside it.
+    """
+
+    def __init__(self, root: PathLike | None = None) -> None:
+        self.jailed = root is not None
+        self._root = Path(os.fspath(root)).expanduser().absolute() if root is not None else None
+        self._real_root = Path(os.path.realpath(self._root)) if self._root is not None else None
+
+    @property
+    def root(self) -> Path:
+        """The physical root: the explicit one, or the current working directory."""
+        return self._root if self._root is not None else Path.cwd()
+
+    def __repr__(self) -> str:
+        return f"RootedPath({str(self._root)!r})" if self.jailed else "RootedPath(cwd)"
+
+    def physical(self, path: PathLike, *, check_symlinks: bool = True) -> Path:
+        """The physical path for ``path``; raises InvalidPathError if it would leave a jail."""
+        logical = normalize(path)
+        if not self.jailed:
+            return Path(logical) if logical.startswith("/") else self.root / logical
+        assert self._root is not None and self._real_root is not None
+        if logical.startswith("/"):
+            candidate = Path(logical)
+            inside = self._relative_to(candidate, self._root) or self._relative_to(candidate, self._real_root)
+            if inside is None:
+                raise InvalidPathError(
+                    f"absolute path {logical!r} is outside this backend's root {str(self._root)!r}; "
+                    "use a path relative to the root",
+                    path=logical,
+                )
+            candidate = self._root / inside
+        else:
+            if logical == ".." or logical.startswith("../"):
+                raise InvalidPathError(
+                    f"path {str(path)!r} escapes the root {str(self._root)!r} with '..'; "
+                    "use a path inside the root",
+                    path=str(path),
+                )
+            candidate = self._root if logical == "." else self._root / logical
+        if check_symlinks:
+            self._check_symlinks(candidate, logical)
+        return candidate
+
+    @staticmethod
+    def _relative_to(path: Path, root: Path) -> str | None:
+        try:
+            return "" if path == root else path.relative_to(root).as_posix()
+        except ValueError:
+            return None
+
+    def _check_symlinks(self, candidate: Path, logical: str) -> None:
+        # realpath follows every link on the way, including a dangling last component,
+        # so a link anywhere in the path that leads out of the root is caught.
+        assert self._real_root is not None
+        real = Path(os.path.realpath(candidate))
+        if real != self._real_root and self._relative_to(real, self._real_root) is None:
+            raise InvalidPathError(
+                f"path {logical!r} resolves through a symlink to {str(real)!r}, outside the root "
+                f"{str(self._root)!r}; hcsvfs never follows links out of a rooted backend",
+                path=logical,
+            )

@@ -1,0 +1,173 @@
+"""Backend names, the registry that maps them to backend instances, and the default registry."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from enum import StrEnum
+from importlib.metadata import entry_points
+from typing import Union
+
+from .backends.base import StorageBackend
+from .errors import StorageResolutionError
+
+__all__ = ["Backend", "BackendRef", "StorageRegistry", "storage_registry", "create_default_registry", "ENTRY_POINT_GROUP"]
+
+#: Third-party packages add backends by declaring entry points in this group.
+ENTRY_POINT_GROUP = "hcsvfs.backends"
+
+
+class Backend(StrEnum):
+    """Built-in backend names; a plain string works anywhere a member does."""
+
+    MEMORY = "memory"
+    DISK = "disk"
+    ZARR = "zarr"
+    OBJECT_STORE = "objectstore"
+    OVERLAY = "overlay"
+    SHARED_MEMORY = "shared_memory"
+    #: Let FileManager choose memory, disk or zarr for each object (see FileManager.where).
+    AUTO = "auto"
+
+
+BackendRef = Union[Backend, str]
+_Factory = Callable[[], StorageBackend]
+
+
+def _key(name: BackendRef) -> str:
+    if isinstance(name, Backend):
+        return name.value
+    if not isinstance(name, str) or not name.strip():
+        raise StorageResolutionError(f"a backend is named by a Backend member or a non-empty str, not {name!r}")
+    return name.strip().lower()
+
+
+def _lazy(module: str, attr: str, **kwargs: object) -> _Factory:
+    """A factory that imports its backend class only when first asked for (keeps `import hcsvfs` light)."""
+
+    def make() -> StorageBackend:
+        cls = getattr(importlib.import_module(module), attr)
+        return cls(**kwargs)
+
+    make.__qualname__ = f"{module}.{attr}"
+    return make
+
+
+class StorageRegistry:
+    """Maps backend names to backend instances.
+
+    A class or zero-argument factory registered here is instantiated on first
+    use; an instance is used as it is. Names are case-insensitive and
+    ``Backend`` members are interchangeable with their strings.
+    """
+
+    def __init__(self, *, discover: bool = True) -> None:
+        self._instances: dict[str, StorageBackend] = {}
+        self._factories: dict[str, _Factory] = {}
+        self._lock = threading.RLock()
+        self._discover = discover
+        self._discovered = False
+
+    def register_backend(
+        self, name: BackendRef, backend: StorageBackend | type[StorageBackend] | _Factory, *, replace: bool = False
+    ) -> None:
+        """Register ``backend`` (an instance, a class, or a zero-argument factory) under ``name``."""
+        key = _key(name)
+        with self._lock:
+            if not replace and (key in self._instances or key in self._factories):
+                raise ValueError(f"backend {key!r} is already registered; pass replace=True to swap it")
+            self._instances.pop(key, None)
+            self._factories.pop(key, None)
+            if isinstance(backend, StorageBackend):
+                self._instances[key] = backend
+            elif callable(backend):
+                self._factories[key] = backend  # classes are factories too
+            else:
+                raise TypeError(
+                    f"register_backend({key!r}, ...) takes a StorageBackend instance, class or factory, "
+                    f"not {type(backend).__name__}"
+                )
+
+    def unregister_backend(self, name: BackendRef) -> None:
+        """Forget ``name``; StorageResolutionError if it was never registered."""
+        key = _key(name)
+        with self._lock:
+            if self._instances.pop(key, None) is None and self._factories.pop(key, None) is None:
+                raise self._unknown(key)
+
+    def get_backend(self, name: BackendRef) -> StorageBackend:
+        """The backend registered as ``name``; StorageResolutionError listing the known names otherwise."""
+        key = _key(name)
+        with self._lock:
+            found = self._instances.get(key)
+            if found is not None:
+                return found
+            if key not in self._factories and self._discover and not self._discovered:
+                self._discover_entry_points()
+            factory = self._factories.get(key)
+            if factory is None:
+                raise self._unknown(key)
+            instance = factory()
+            if not isinstance(instance, StorageBackend):
+                raise StorageResolutionError(
+                    f"backend {key!r} was registered with a factory that returned {type(instance).__name__}, "
+                    "not a StorageBackend"
+                )
+            self._instances[key] = instance
+            del self._factories[key]
+            return instance
+
+    def names(self) -> list[str]:
+        """Every registered name (instantiated or not), sorted."""
+        with self._lock:
+            return sorted({*self._instances, *self._factories})
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            key = _key(name)  # type: ignore[arg-type]
+        except StorageResolutionError:
+            return False
+        with self._lock:
+            return key in self._instances or key in self._factories
+
+    def _discover_entry_points(self) -> None:
+        self._discovered = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            key = _key(ep.name)
+            if key not in self._instances and key not in self._factories:
+                self._factories[key] = _entry_point_factory(ep)
+
+    def _unknown(self, key: str) -> StorageResolutionError:
+        known = ", ".join(self.names()) or "none"
+        hint = ""
+        if key == Backend.AUTO:
+            hint = "; Backend.AUTO is resolved by FileManager, not by the registry"
+        return StorageResolutionError(
+            f"no backend named {key!r} is registered (known: {known}){hint}; "
+            "register one with register_backend(name, backend) or mount a URL with FileManager.mount()"
+        )
+
+    def __repr__(self) -> str:
+        return f"<StorageRegistry {', '.join(self.names())}>"
+
+
+def _entry_point_factory(ep: object) -> _Factory:
+    def make() -> StorageBackend:
+        loaded = ep.load()  # type: ignore[attr-defined]
+        return loaded if isinstance(loaded, StorageBackend) else loaded()
+
+    return make
+
+
+def create_default_registry() -> StorageRegistry:
+    """A fresh registry with memory, disk and zarr; disk and zarr rooted at the working directory."""
+    reg = StorageRegistry()
+    reg.register_backend(Backend.MEMORY, _lazy("hcsvfs.backends.memory", "MemoryStorageBackend"))
+    reg.register_backend(Backend.DISK, _lazy("hcsvfs.backends.disk", "DiskStorageBackend"))
+    reg.register_backend(Backend.ZARR, _lazy("hcsvfs.backends.zarr", "ZarrStorageBackend"))
+    return reg
+
+
+#: The process-wide default registry (like the original system's global one).
+storage_registry = create_default_registry()
