@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -11,6 +12,14 @@ from .base import Format
 
 # Default OME axes by rank, the NGFF order (t, c, z, y, x) truncated from the left.
 _DEFAULT_AXES = {2: "YX", 3: "ZYX", 4: "CZYX", 5: "TCZYX"}
+# OME-XML pixel types: 64-bit integers and float16 have none, so those go to .tif or .npy.
+_OME_DTYPES = frozenset(
+    np.dtype(t)
+    for t in ("bool", "int8", "int16", "int32", "uint8", "uint16", "uint32", "float32", "float64", "complex64", "complex128")
+)
+# OME readers squeeze singleton axes; this tag in Image/Description records the axes we wrote so load restores them.
+_AXES_TAG = "hcsvfs:axes="
+_AXES_RE = re.compile(re.escape(_AXES_TAG) + r"([A-Za-z]+)")
 
 
 def _tiff_dtype_ok(arr: np.ndarray) -> bool:
@@ -50,7 +59,7 @@ class OmeTiffFormat(TiffFormat):
     extensions = (".ome.tif", ".ome.tiff")
 
     def accepts(self, obj: Any) -> bool:
-        return super().accepts(obj) and to_numpy(obj).ndim >= 2
+        return super().accepts(obj) and to_numpy(obj).dtype.newbyteorder("=") in _OME_DTYPES
 
     def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
         import tifffile
@@ -61,9 +70,28 @@ class OmeTiffFormat(TiffFormat):
             raise ValueError(f"OME-TIFF needs one axis letter per dimension; got axes={axes!r} for shape {arr.shape}")
         metadata = dict(options.pop("metadata", None) or {})
         metadata["axes"] = axes
+        metadata.setdefault("Description", _AXES_TAG + axes)
         tifffile.imwrite(
             fh, arr, ome=True, metadata=metadata, photometric="minisblack", bigtiff=arr.nbytes > 2**32 - 2**25, **options
         )
 
+    def load(self, fh: BinaryIO, **options: Any) -> Any:
+        import tifffile
+
+        with tifffile.TiffFile(fh) as tif:
+            series = tif.series[0]
+            data = series.asarray(**options)
+            written = _written_axes(tif.ome_metadata)
+            full_axes, full_shape = series.get_axes(False), series.get_shape(False)
+        if written is None or not set(written) <= set(full_axes):
+            return data  # a foreign OME-TIFF: tifffile's squeezed shape
+        return data.reshape([full_shape[full_axes.index(a)] for a in written])
+
     def sniff(self, head: bytes) -> bool:
         return False  # plain TIFF's sniff reads these too
+
+
+def _written_axes(ome_xml: str | None) -> str | None:
+    """The axes hcsvfs recorded on save, if this file was written by hcsvfs."""
+    found = _AXES_RE.search(ome_xml or "")
+    return found.group(1) if found else None
