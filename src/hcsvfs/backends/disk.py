@@ -174,15 +174,27 @@ class DiskStorageBackend(StorageBackend):
         self._check_transfer(s, d, st, overwrite)
         source, target = self._phys(s), self._phys(d)
         if st.is_dir or overwrite:
+            if st.is_file and target.exists() and os.path.samefile(source, target):
+                # A move killed between link and unlink leaves two links to one inode; rename()
+                # is then a silent no-op (POSIX), so finish the move by dropping the source.
+                source.unlink()
+                return
             os.rename(source, target)  # atomic within one file system
             return
         try:
             os.link(source, target)  # fail-loud: never replace a file another writer just made
         except FileExistsError:
             raise self._exists_error(d) from None
-        except OSError:
-            shutil.copy2(source, target)
-        source.unlink()
+        except FileNotFoundError:
+            raise self._not_found(s) from None  # another mover took it first
+        except OSError:  # no hard links here (another device, some network file systems)
+            atomic_write(target, lambda fh: _copy_into(source, fh), overwrite=False, fsync=self.fsync, logical=d)
+        try:
+            source.unlink()
+        except FileNotFoundError:
+            # A racing mover linked the same source and unlinked it first: it won, so undo our link.
+            target.unlink(missing_ok=True)
+            raise self._not_found(s) from None
 
     def copy(self, src: P.PathLike, dst: P.PathLike, *, overwrite: bool = False) -> None:
         s, d = P.normalize(src), P.normalize(dst)
@@ -193,11 +205,7 @@ class DiskStorageBackend(StorageBackend):
             shutil.copytree(source, target, ignore=lambda _d, names: [n for n in names if is_temp_name(n)])
             return
 
-        def _copy(fh: Any) -> None:
-            with open(source, "rb") as sf:
-                shutil.copyfileobj(sf, fh, 1 << 22)
-
-        atomic_write(target, _copy, overwrite=overwrite, fsync=self.fsync, logical=d)
+        atomic_write(target, lambda fh: _copy_into(source, fh), overwrite=overwrite, fsync=self.fsync, logical=d)
 
     def _delete_file(self, path: str) -> None:
         self._phys(path).unlink()
@@ -212,3 +220,9 @@ class DiskStorageBackend(StorageBackend):
 
     def __repr__(self) -> str:
         return f"<DiskStorageBackend root={str(self.root) if self.paths.jailed else 'cwd'}>"
+
+
+def _copy_into(source: Path, fh: Any) -> None:
+    """Stream ``source`` into an open temp file (the body of an atomic copy)."""
+    with open(source, "rb") as sf:
+        shutil.copyfileobj(sf, fh, 1 << 22)
