@@ -211,7 +211,12 @@ class DiskStorageBackend(StorageBackend):
         self._phys(path).unlink()
 
     def _delete_empty_dir(self, path: str) -> None:
-        self._phys(path).rmdir()
+        target = self._phys(path)
+        # Leftovers of crashed writes are hidden from list_dir, so they must not make an "empty" folder undeletable.
+        for name in os.listdir(target):
+            if is_temp_name(name):
+                (target / name).unlink(missing_ok=True)
+        target.rmdir()
 
     def _exists_error(self, path: str) -> PathExistsError:
         return PathExistsError(
