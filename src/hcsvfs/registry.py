@@ -6,7 +6,7 @@ import importlib
 import threading
 from collections.abc import Callable
 from enum import StrEnum
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Union
 
 from .backends.base import StorageBackend
@@ -152,9 +152,16 @@ class StorageRegistry:
         return f"<StorageRegistry {', '.join(self.names())}>"
 
 
-def _entry_point_factory(ep: object) -> _Factory:
+def _entry_point_factory(ep: EntryPoint) -> _Factory:
     def make() -> StorageBackend:
-        loaded = ep.load()  # type: ignore[attr-defined]
+        try:
+            loaded = ep.load()
+        except Exception as exc:  # a broken plugin must say which one it is, not just "No module named x"
+            dist = f" of {ep.dist.name}" if ep.dist is not None else ""
+            raise StorageResolutionError(
+                f"backend {ep.name!r} from entry point {ep.value!r}{dist} ({ENTRY_POINT_GROUP!r}) failed to load: "
+                f"{type(exc).__name__}: {exc}; fix or uninstall that package"
+            ) from exc
         return loaded if isinstance(loaded, StorageBackend) else loaded()
 
     return make
