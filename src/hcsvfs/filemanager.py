@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 from . import paths as P
 from .arrays import nbytes
 from .backends.base import StatResult, StorageBackend
-from .registry import Backend, BackendRef, StorageRegistry, create_default_registry
+from .registry import Backend, BackendRef, StorageRegistry, canonical_name, create_default_registry
 
 
 __all__ = ["FileManager", "OperationObserver", "Backend"]
@@ -54,14 +54,15 @@ class FileManager:
         observer = self.observer
         if observer is None:  # zero cost when nobody is listening
             return fn()
+        backend = canonical_name(backend)  # "DISK" and Backend.DISK are counted as one backend
         start = time.perf_counter()
         try:
             result = fn()
         except BaseException as exc:
-            observer.record(str(backend), operation, time.perf_counter() - start, 0, exc)
+            observer.record(backend, operation, time.perf_counter() - start, 0, exc)
             raise
         counted = size(result) if callable(size) else size
-        observer.record(str(backend), operation, time.perf_counter() - start, counted, None)
+        observer.record(backend, operation, time.perf_counter() - start, counted, None)
         return result
 
     # ------------------------------------------------------------------ objects

@@ -12,7 +12,15 @@ from typing import Union
 from .backends.base import StorageBackend
 from .errors import StorageResolutionError
 
-__all__ = ["Backend", "BackendRef", "StorageRegistry", "storage_registry", "create_default_registry", "ENTRY_POINT_GROUP"]
+__all__ = [
+    "Backend",
+    "BackendRef",
+    "canonical_name",
+    "StorageRegistry",
+    "storage_registry",
+    "create_default_registry",
+    "ENTRY_POINT_GROUP",
+]
 
 #: Third-party packages add backends by declaring entry points in this group.
 ENTRY_POINT_GROUP = "hcsvfs.backends"
@@ -35,7 +43,8 @@ BackendRef = Union[Backend, str]
 _Factory = Callable[[], StorageBackend]
 
 
-def _key(name: BackendRef) -> str:
+def canonical_name(name: BackendRef) -> str:
+    """The registry key for a backend name or member: ``Backend.DISK``, ``"DISK"`` and ``" disk "`` are all ``"disk"``."""
     if isinstance(name, Backend):
         return name.value
     if not isinstance(name, str) or not name.strip():
@@ -73,7 +82,7 @@ class StorageRegistry:
         self, name: BackendRef, backend: StorageBackend | type[StorageBackend] | _Factory, *, replace: bool = False
     ) -> None:
         """Register ``backend`` (an instance, a class, or a zero-argument factory) under ``name``."""
-        key = _key(name)
+        key = canonical_name(name)
         with self._lock:
             if not replace and (key in self._instances or key in self._factories):
                 raise ValueError(f"backend {key!r} is already registered; pass replace=True to swap it")
@@ -91,14 +100,14 @@ class StorageRegistry:
 
     def unregister_backend(self, name: BackendRef) -> None:
         """Forget ``name``; StorageResolutionError if it was never registered."""
-        key = _key(name)
+        key = canonical_name(name)
         with self._lock:
             if self._instances.pop(key, None) is None and self._factories.pop(key, None) is None:
                 raise self._unknown(key)
 
     def get_backend(self, name: BackendRef) -> StorageBackend:
         """The backend registered as ``name``; StorageResolutionError listing the known names otherwise."""
-        key = _key(name)
+        key = canonical_name(name)
         with self._lock:
             found = self._instances.get(key)
             if found is not None:
@@ -125,7 +134,7 @@ class StorageRegistry:
 
     def __contains__(self, name: object) -> bool:
         try:
-            key = _key(name)  # type: ignore[arg-type]
+            key = canonical_name(name)  # type: ignore[arg-type]
         except StorageResolutionError:
             return False
         with self._lock:
@@ -134,7 +143,7 @@ class StorageRegistry:
     def _discover_entry_points(self) -> None:
         self._discovered = True
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            key = _key(ep.name)
+            key = canonical_name(ep.name)
             if key not in self._instances and key not in self._factories:
                 self._factories[key] = _entry_point_factory(ep)
 
