@@ -9,6 +9,8 @@ from typing import Any, Protocol, TypeVar
 from . import paths as P
 from .arrays import nbytes
 from .backends.base import StatResult, StorageBackend
+from .metrics.collector import Metrics
+from .metrics.wiring import metrics_for
 from .registry import Backend, BackendRef, StorageRegistry, canonical_name, create_default_registry
 
 
@@ -38,10 +40,15 @@ class FileManager:
         *,
         create_parents: bool = True,
         observer: OperationObserver | None = None,
+        metrics: Metrics | bool | None = None,
     ) -> None:
         self.registry = registry if registry is not None else create_default_registry()
         self.create_parents = create_parents
-        self.observer = observer
+        #: Operation metrics (``metrics=True`` or a Metrics); None when off. See docs/metrics.md.
+        self.metrics = metrics_for(metrics, self.get_backend)
+        if self.metrics is not None and observer is not None:
+            raise ValueError("pass either metrics= or observer=, not both (a Metrics is an observer)")
+        self.observer = observer if self.metrics is None else self.metrics
 
     # ------------------------------------------------------------------ routing
     def get_backend(self, backend: BackendRef) -> StorageBackend:

@@ -1,0 +1,222 @@
+"""Thread-safe operation metrics: count, bytes, errors and latency per backend and operation.
+
+``Metrics`` implements FileManager's ``OperationObserver``. Backends and tiers
+that know more than FileManager does (a codec's encode time, a spill) report
+it through :func:`emit`; gauges such as the overlay's ``stats()`` are pulled
+through :meth:`Metrics.add_source` when a snapshot is taken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .histogram import LATENCY_BOUNDS, SIZE_BOUNDS, Histogram
+
+__all__ = ["Metrics", "emit", "SNAPSHOT_VERSION"]
+
+SNAPSHOT_VERSION = 1
+
+# Every enabled collector; emit() is a no-op when this is empty (the common case).
+_LIVE: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def emit(source: str, event: str, *, seconds: float = 0.0, nbytes: int = 0, count: int = 1) -> None:
+    """Report a domain event (e.g. ``emit("zarr", "encode:zstd", seconds=t, nbytes=n)``) to every live collector."""
+    if not _LIVE:
+        return
+    for m in list(_LIVE):
+        m.record_event(source, event, seconds=seconds, nbytes=nbytes, count=count)
+
+
+class _OpStats:
+    __slots__ = ("count", "errors", "bytes", "latency", "sizes", "error_types")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.bytes = 0
+        self.latency = Histogram(LATENCY_BOUNDS)
+        self.sizes = Histogram(SIZE_BOUNDS)
+        self.error_types: Counter[str] = Counter()
+
+
+class _EventStats:
+    __slots__ = ("count", "bytes", "seconds")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0
+        self.seconds = 0.0
+
+
+class Metrics:
+    """Per-(backend, operation) counters and latency histograms; ``snapshot()`` is a plain dict.
+
+    ``enabled=False`` (or setting ``.enabled`` later) makes ``record`` a no-op.
+    """
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._ops: dict[tuple[str, str], _OpStats] = {}
+        self._events: dict[tuple[str, str], _EventStats] = {}
+        self._sources: dict[str, Callable[[], dict[str, Any]]] = {}
+        self._backend_lookup: Callable[[str], Any] | None = None
+        self._started = time.time()
+        self._enabled = False
+        self.enabled = enabled
+
+    # ------------------------------------------------------------------ switches
+    @property
+    def enabled(self) -> bool:
+        """Whether operations and events are being recorded."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled = bool(value)
+        if self._enabled:
+            _LIVE.add(self)
+        else:
+            _LIVE.discard(self)
+
+    def reset(self) -> None:
+        """Forget everything recorded so far (sources stay attached)."""
+        with self._lock:
+            self._ops.clear()
+            self._events.clear()
+            self._started = time.time()
+
+    # ------------------------------------------------------------------ recording
+    def record(self, backend: str, operation: str, seconds: float, nbytes: int, error: BaseException | None) -> None:
+        """Count one operation (FileManager calls this; ``nbytes`` is 0 when unknown or on error)."""
+        if not self._enabled:
+            return
+        key = (backend, operation)
+        with self._lock:
+            st = self._ops.get(key)
+            if st is None:
+                st = self._ops[key] = _OpStats()
+            st.count += 1
+            st.latency.add(seconds)
+            if error is not None:
+                st.errors += 1
+                st.error_types[type(error).__name__] += 1
+            else:
+                st.bytes += nbytes
+                if nbytes:
+                    st.sizes.add(nbytes)
+
+    def record_event(self, source: str, event: str, *, seconds: float = 0.0, nbytes: int = 0, count: int = 1) -> None:
+        """Count a domain event on this collector only (see the module function :func:`emit`)."""
+        if not self._enabled:
+            return
+        with self._lock:
+            st = self._events.get((source, event))
+            if st is None:
+                st = self._events[(source, event)] = _EventStats()
+            st.count += count
+            st.bytes += nbytes
+            st.seconds += seconds
+
+    def add_source(self, name: str, stats: Callable[[], dict[str, Any]]) -> None:
+        """Include ``stats()`` (a plain dict of figures) under ``snapshot()["sources"][name]``."""
+        self._sources[name] = stats
+
+    def watch_backends(self, get_backend: Callable[[str], Any]) -> None:
+        """Include ``stats()`` of every backend that has one and was used (e.g. the memory overlay's spill figures)."""
+        self._backend_lookup = get_backend
+
+    def backends(self) -> list[str]:
+        """Names of the backends that have recorded operations."""
+        with self._lock:
+            return sorted({b for b, _ in self._ops})
+
+    # ------------------------------------------------------------------ reading
+    def snapshot(self) -> dict[str, Any]:
+        """Everything recorded, as JSON-ready plain data (see docs/metrics.md for the shape)."""
+        with self._lock:
+            ops: dict[str, dict[str, Any]] = {}
+            for (backend, op), st in sorted(self._ops.items()):
+                ops.setdefault(backend, {})[op] = _op_dict(st)
+            events: dict[str, dict[str, Any]] = {}
+            for (source, event), ev in sorted(self._events.items()):
+                events.setdefault(source, {})[event] = {"count": ev.count, "bytes": ev.bytes, "seconds": ev.seconds}
+            sources = dict(self._sources)
+            used = sorted({b for b, _ in self._ops})
+        lookup = self._backend_lookup
+        if lookup is not None:
+            for name in used:
+                stats = getattr(_quiet(lookup, name), "stats", None)
+                if callable(stats) and name not in sources:
+                    sources[name] = stats
+        collected: dict[str, Any] = {}
+        for name, fn in sources.items():  # outside the lock: a source may be slow or take its own locks
+            try:
+                collected[name] = fn()
+            except Exception as exc:  # a broken gauge must not hide the counters
+                collected[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "version": SNAPSHOT_VERSION,
+            "started": datetime.fromtimestamp(self._started, timezone.utc).isoformat(timespec="seconds"),
+            "elapsed_s": time.time() - self._started,
+            "operations": ops,
+            "events": events,
+            "sources": collected,
+        }
+
+    def report(self) -> Any:
+        """A rich renderable (table of operations, sources and advice); ``rich.print(fm.metrics.report())``."""
+        from .report import render
+
+        return render(self.snapshot())
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The snapshot as JSON text; also written atomically to ``path`` when given."""
+        text = json.dumps(self.snapshot(), indent=2, default=str)
+        if path is not None:
+            target = Path(path)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, target)  # readers (hcsvfs stats) never see half a file
+        return text
+
+    def __repr__(self) -> str:
+        with self._lock:
+            n = sum(s.count for s in self._ops.values())
+        return f"<Metrics {'enabled' if self._enabled else 'disabled'} operations={n}>"
+
+
+def _quiet(lookup: Callable[[str], Any], name: str) -> Any:
+    try:
+        return lookup(name)
+    except Exception:  # a name recorded for a backend that is gone: no gauges, not a crash
+        return None
+
+
+def _op_dict(st: _OpStats) -> dict[str, Any]:
+    lat = st.latency
+    seconds = lat.sum
+    return {
+        "count": st.count,
+        "errors": st.errors,
+        "error_types": dict(st.error_types),
+        "bytes": st.bytes,
+        "seconds": seconds,
+        "mb_per_s": (st.bytes / 1e6 / seconds) if seconds > 0 else 0.0,
+        "min_s": lat.min if lat.total else 0.0,
+        "max_s": lat.max if lat.total else 0.0,
+        "p50_s": lat.quantile(0.50),
+        "p95_s": lat.quantile(0.95),
+        "p99_s": lat.quantile(0.99),
+        "latency_histogram": lat.cumulative(),
+        "size_histogram": st.sizes.cumulative(),
+    }
