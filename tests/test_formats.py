@@ -1,0 +1,172 @@
+"""The format registry: choice by extension then type, sniffing, the pickle gate, and user formats."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import hcsvfs.backends.disk
+import hcsvfs.formats
+from hcsvfs import DiskStorageBackend
+from hcsvfs.errors import UnsafeLoadError, UnsupportedTypeError
+from hcsvfs.formats import Format, FormatRegistry, default_formats
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture
+def reg() -> FormatRegistry:
+    return default_formats()
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("a/x.tif", "tiff"),
+        ("x.TIFF", "tiff"),
+        ("x.ome.tif", "ome-tiff"),
+        ("X.OME.TIFF", "ome-tiff"),
+        ("x.npy", "npy"),
+        ("x.pt", "torch"),
+        ("x.pth", "torch"),
+        ("x.json", "json"),
+        ("x.csv", "csv"),
+        ("x.txt", "text"),
+        ("x.bin", "bytes"),
+        ("x.pkl", "pickle"),
+    ],
+)
+def test_by_extension(reg: FormatRegistry, path: str, name: str) -> None:
+    fmt = reg.by_extension(path)
+    assert fmt is not None and fmt.name == name
+
+
+@pytest.mark.parametrize(
+    ("obj", "name"),
+    [
+        (np.zeros((2, 2)), "npy"),
+        (np.zeros(()), "npy"),
+        (torch.zeros(2), "torch"),
+        ({"w": torch.zeros(2)}, "torch"),
+        ("text", "text"),
+        ({"a": 1, "b": [1.5, None]}, "json"),
+        ([{"well": "A01", "n": 1}], "json"),  # row dicts are JSON unless the path says .csv
+        (pd.DataFrame({"a": [1]}), "csv"),
+        ({"col": np.arange(3)}, "csv"),
+        (b"raw", "bytes"),
+    ],
+)
+def test_chosen_by_type_without_an_extension(reg: FormatRegistry, obj: Any, name: str) -> None:
+    assert reg.for_save(obj, "noext").name == name
+
+
+def test_extension_wins_over_type(reg: FormatRegistry) -> None:
+    assert reg.for_save([{"well": "A01"}], "t.csv").name == "csv"
+    assert reg.for_save(torch.zeros((2, 2)), "t.tif").name == "tiff"
+    assert reg.for_save("a string", "s.json").name == "json"
+    with pytest.raises(UnsupportedTypeError) as info:
+        reg.for_save({"a": 1}, "d.npy")
+    message = str(info.value)
+    assert "'d.npy'" in message and "builtins.dict" in message and "json (.json)" in message
+
+
+def test_unknown_extension_falls_back_to_type(reg: FormatRegistry) -> None:
+    assert reg.for_save(np.zeros(2), "x.weird").name == "npy"
+
+
+@pytest.mark.parametrize(
+    ("obj", "name"),
+    [
+        (np.zeros((3, 3), np.uint16), "npy"),
+        (torch.ones(2), "torch"),
+        ({"a": [1, 2]}, "json"),
+        ("plain text ✓", "text"),
+        (b"\xff\xfe\x00binary", "bytes"),
+    ],
+)
+def test_sniffing_finds_the_format_of_extensionless_files(reg: FormatRegistry, obj: Any, name: str) -> None:
+    fmt = reg.for_save(obj, "noext")
+    buf = io.BytesIO()
+    fmt.dump(obj, buf)
+    assert reg.for_load("noext", buf.getvalue()[:16]).name == name
+
+
+def test_sniffing_recognises_tiff(reg: FormatRegistry) -> None:
+    buf = io.BytesIO()
+    reg.get("tiff").dump(np.zeros((4, 4), np.uint8), buf)
+    assert reg.for_load("noext", buf.getvalue()[:16]).name == "tiff"
+
+
+def test_text_sniff_accepts_a_character_cut_by_the_head(reg: FormatRegistry) -> None:
+    head = "abc✓✓✓".encode()[:8]  # ends inside a multi-byte character
+    assert reg.for_load("noext", head).name == "text"
+
+
+def test_pickle_gate(reg: FormatRegistry) -> None:
+    with pytest.raises(UnsafeLoadError, match="allow_pickle=True"):
+        reg.for_save({1}, "s.pkl")
+    assert reg.for_save({1}, "s.pkl", allow_pickle=True).name == "pickle"
+    with pytest.raises(UnsupportedTypeError, match="only pickle takes it"):
+        reg.for_save({1}, "noext")
+    assert reg.for_save({1}, "noext", allow_pickle=True).name == "pickle"
+    with pytest.raises(UnsafeLoadError):
+        reg.for_load("s.pkl", b"\x80\x05")
+    with pytest.raises(UnsafeLoadError):
+        reg.for_load("noext", b"\x80\x05\x95")  # sniffed as pickle: still refused without opt-in
+    assert "pickle" not in [f.name for f in reg.accepting(object())]
+    assert [f.name for f in reg.accepting(object(), allow_pickle=True)] == ["pickle"]
+
+
+def test_registration_rules(reg: FormatRegistry) -> None:
+    class Tiff2(Format):
+        name, extensions = "tiff2", (".TIF",)
+
+        def accepts(self, obj: Any) -> bool:
+            return False
+
+        def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None: ...
+
+        def load(self, fh: BinaryIO, **options: Any) -> Any: ...
+
+    with pytest.raises(ValueError, match=r"\.TIF"):
+        reg.register(Tiff2())
+    reg.register(Tiff2(), replace=True)
+    assert reg.by_extension("x.tif").name == "tiff2"
+    with pytest.raises(ValueError, match="registered formats"):
+        reg.get("nope")
+    with pytest.raises(UnsupportedTypeError, match="give the path a known extension"):
+        FormatRegistry().for_load("x", b"??")
+
+
+# ---------------------------------------------------------------- a user format, as the README shows it
+def readme_format_example() -> str:
+    text = README.read_text()
+    section = text.split("### Adding a format", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block, "README's 'Adding a format' section has no python example"
+    return block.group(1)
+
+
+def test_readme_png_format_example_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = default_formats()  # the example registers into the global registry: give it a private one
+    monkeypatch.setattr(hcsvfs.formats, "formats", fresh)
+    monkeypatch.setattr(hcsvfs.backends.disk, "default_formats", fresh)
+    exec(compile("import PIL.Image, numpy\n" + readme_format_example(), str(README), "exec"), {})
+    backend = DiskStorageBackend(tmp_path)
+    gray = (np.arange(64 * 48) % 256).astype(np.uint8).reshape(48, 64)
+    rgb = np.stack([gray, gray[::-1], 255 - gray], axis=-1)
+    backend.save(gray, "gray.png")
+    backend.save(rgb, "rgb.PNG")
+    assert (tmp_path / "gray.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(backend.load("gray.png"), gray)
+    assert np.array_equal(backend.load("rgb.PNG"), rgb)
+    assert backend.list_files(".", extensions="png") == ["gray.png", "rgb.PNG"]
+    with pytest.raises(UnsupportedTypeError, match="png"):
+        backend.save(np.zeros(5, np.uint8), "line.png")  # the format's accepts() is honoured
