@@ -1,0 +1,96 @@
+"""Tuning advice: each rule fires on a scripted metrics state that shows the problem, and only then."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hcsvfs import FileManager
+from hcsvfs.metrics import Metrics
+from hcsvfs.metrics.advice import Thresholds, advise
+
+
+def rules(m: Metrics) -> dict[str, dict]:
+    return {a.rule: a.evidence for a in advise(m.snapshot())}
+
+
+def test_quiet_run_gives_no_advice() -> None:
+    m = Metrics()
+    for _ in range(500):
+        m.record("disk", "save", 0.01, 8 * 1024 * 1024, None)
+        m.record("memory", "load", 1e-6, 1000, None)
+    assert advise(m.snapshot()) == []
+
+
+def test_many_small_disk_files() -> None:
+    m = Metrics()
+    for i in range(300):
+        m.record("disk", "save", 0.002, 4096 if i % 3 else 16 * 1024 * 1024, None)  # 200 of 300 are 4 KiB
+    ev = rules(m)["many-small-disk-files"]
+    assert ev["disk_saves"] == 300 and ev["small_saves"] == 200
+    few = Metrics()
+    for _ in range(50):  # too few saves to matter
+        few.record("disk", "save", 0.002, 4096, None)
+    assert "many-small-disk-files" not in rules(few)
+
+
+def test_many_small_disk_files_through_filemanager(tmp_path) -> None:
+    from hcsvfs import DiskStorageBackend, StorageRegistry
+
+    reg = StorageRegistry(discover=False)
+    reg.register_backend("disk", DiskStorageBackend(tmp_path))
+    fm = FileManager(reg, metrics=True)
+    for i in range(30):
+        fm.save(np.zeros((8, 8), np.uint8), f"tiles/{i}.npy", "disk")
+    hints = advise(fm.metrics.snapshot(), Thresholds(small_file_min_saves=20))
+    assert [h.rule for h in hints] == ["many-small-disk-files"]
+    assert hints[0].evidence["small_saves"] == 30
+
+
+def test_read_amplification_from_single_chunk_arrays() -> None:
+    m = Metrics()
+    plane, array = 2 * 1024 * 1024, 64 * 2 * 1024 * 1024
+    for _ in range(25):  # each plane read decodes the whole single-chunk array
+        m.record_event("zarr", "bytes_requested", nbytes=plane)
+        m.record_event("zarr", "chunk_bytes_decoded", nbytes=array)
+    ev = rules(m)["read-amplification"]
+    assert ev["reads"] == 25 and ev["bytes_decoded"] == 25 * array
+    fine = Metrics()
+    for _ in range(25):  # per-plane chunks: decode what is asked
+        fine.record_event("zarr", "bytes_requested", nbytes=plane)
+        fine.record_event("zarr", "chunk_bytes_decoded", nbytes=plane)
+    assert "read-amplification" not in rules(fine)
+
+
+def test_frequent_spills() -> None:
+    m = Metrics()
+    m.add_source("overlay", lambda: {"spills": 40, "restores": 30, "bytes_spilled": 10**9, "budget_bytes": 10**8})
+    for _ in range(100):
+        m.record("overlay", "load", 0.01, 10**6, None)
+    ev = rules(m)["frequent-spills"]
+    assert ev == {"spills": 40, "restores": 30, "bytes_spilled": 10**9, "budget_bytes": 10**8, "loads": 100}
+    calm = Metrics()
+    calm.add_source("overlay", lambda: {"spills": 40, "restores": 5})
+    for _ in range(100):
+        calm.record("overlay", "load", 0.01, 10**6, None)
+    assert "frequent-spills" not in rules(calm)
+
+
+def test_slow_codec_dominating_write_time() -> None:
+    m = Metrics()
+    for _ in range(10):
+        m.record("zarr", "save", 1.0, 50 * 10**6, None)
+    m.record_event("zarr", "encode:zstd-level-19", seconds=8.0, nbytes=500 * 10**6)  # 62 MB/s, 80 % of writes
+    m.record_event("zarr", "encode:blosc-lz4", seconds=0.2, nbytes=500 * 10**6)
+    hints = [a for a in advise(m.snapshot()) if a.rule == "slow-codec"]
+    assert len(hints) == 1 and hints[0].evidence["codec"] == "zstd-level-19"
+    assert hints[0].evidence["mb_per_s"] == 62.5
+
+
+def test_failing_operations_name_the_error() -> None:
+    m = Metrics()
+    for i in range(40):
+        m.record("memory", "save", 1e-5, 0, FileExistsError() if i % 4 == 0 else None)
+    (hint,) = advise(m.snapshot())
+    assert hint.rule == "failing-operations" and "overwrite=True" in hint.message
+    assert hint.evidence["errors"] == 10 and hint.evidence["error_types"] == {"FileExistsError": 10}
+    assert hint.as_dict()["rule"] == "failing-operations"
