@@ -34,6 +34,7 @@ class _Directory:
 
 DIRECTORY = _Directory()
 _ROOTS = (".", "/")
+_ABSENT = object()
 
 
 class MemoryStorageBackend(StorageBackend):
@@ -55,7 +56,8 @@ class MemoryStorageBackend(StorageBackend):
     def save(self, data: Any, path: P.PathLike, *, overwrite: bool = False, **options: Any) -> None:
         p = P.normalize(path)
         with self._lock:
-            self._check_target(p, overwrite)
+            if not self._can_put(p, overwrite):
+                self._check_target(p, overwrite)  # raises the precise, fail-loud error
             self._put(p, data)
 
     def save_batch(
@@ -133,6 +135,8 @@ class MemoryStorageBackend(StorageBackend):
     def ensure_directory(self, path: P.PathLike) -> None:
         p = P.normalize(path)
         with self._lock:
+            if p in _ROOTS or self._store.get(p) is DIRECTORY:
+                return  # a directory entry implies its ancestors (they are created and removed together)
             for d in [*P.ancestors(p), p]:
                 if d in _ROOTS:
                     continue
@@ -183,6 +187,15 @@ class MemoryStorageBackend(StorageBackend):
         self._drop(path)
 
     # ------------------------------------------------------------------ internals
+    def _can_put(self, path: str, overwrite: bool) -> bool:
+        """The save rules' common cases in two dict lookups; False sends the caller to the full check."""
+        current = self._store.get(path, _ABSENT)
+        if current is _ABSENT:
+            head, sep, _ = path.rpartition("/")
+            parent_ok = not sep or head == "" or self._store.get(head) is DIRECTORY
+            return parent_ok and path not in _ROOTS
+        return overwrite and current is not DIRECTORY
+
     def _put(self, path: str, data: Any) -> None:
         self._store[path] = data
         self._mtimes[path] = time.time()
