@@ -42,6 +42,8 @@ def normalize(path: PathLike) -> str:
     (absolute paths stay absolute). ``..`` that cannot cancel is kept so that a
     rooted backend can reject it. Empty paths and NUL bytes are always rejected.
     """
+    if type(path) is str and _is_canonical(path):
+        return path  # the common case, on every save and load: skip the split and rejoin
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
     if not isinstance(path, str):
@@ -72,6 +74,20 @@ def normalize(path: PathLike) -> str:
     if absolute:
         return "/" + body
     return body if body else "."
+
+
+def _is_canonical(path: str) -> bool:
+    """A cheap, conservative test that ``normalize`` would return ``path`` unchanged (False means: do the work)."""
+    return (
+        os.sep == "/"
+        and path != ""
+        and path[0] != "."
+        and not path[0].isspace()
+        and path[-1] != "/"
+        and "//" not in path
+        and "/." not in path
+        and "\x00" not in path
+    )
 
 
 def join(*parts: PathLike) -> str:
