@@ -164,7 +164,7 @@ def test_env_var_turns_metrics_on_and_dumps_at_exit(tmp_path: Path) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(min_value=1e-7, max_value=50.0), min_size=1, max_size=200))
+@given(st.lists(st.floats(min_value=1e-6, max_value=50.0), min_size=1, max_size=200))
 def test_histogram_quantiles_are_close_and_ordered(values: list[float]) -> None:
     h = Histogram(LATENCY_BOUNDS)
     for v in values:
@@ -173,7 +173,7 @@ def test_histogram_quantiles_are_close_and_ordered(values: list[float]) -> None:
     assert qs == sorted(qs)
     assert min(values) <= qs[0] and qs[-1] == max(values)
     exact = sorted(values)[max(0, int(np.ceil(0.5 * len(values))) - 1)]
-    # within one bucket (factor 2**0.25) of the exact median, or clamped by the data
+    # within one bucket (factor 2**0.25) of the exact median; the buckets start at 1 us
     assert exact / 1.19 - 1e-12 <= qs[1] <= exact * 1.19 + 1e-12 or len(values) < 3
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .collector import Metrics
@@ -11,7 +11,7 @@ from .histogram import LATENCY_BOUNDS
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ["PrometheusCollector", "exposition", "serve"]
+__all__ = ["PrometheusCollector", "exposition", "snapshot_exposition", "serve"]
 
 
 def _client() -> Any:
@@ -25,17 +25,17 @@ def _client() -> Any:
 
 
 class PrometheusCollector:
-    """A prometheus-client collector that reads a Metrics snapshot on every scrape."""
+    """A prometheus-client collector that reads a snapshot (of a live Metrics, or a fixed dump) on every scrape."""
 
-    def __init__(self, metrics: Metrics, prefix: str = "hcsvfs") -> None:
-        self.metrics = metrics
+    def __init__(self, metrics: Metrics | Callable[[], dict[str, Any]], prefix: str = "hcsvfs") -> None:
+        self.snapshot = metrics.snapshot if isinstance(metrics, Metrics) else metrics
         self.prefix = prefix
 
     def collect(self) -> Iterator[Any]:
         """Families: operations_total, operation_errors_total, bytes_total, operation_seconds, source gauges."""
         core = _client().metrics_core
         p, labels = self.prefix, ["backend", "operation"]
-        snap = self.metrics.snapshot()
+        snap = self.snapshot()
         ops = core.CounterMetricFamily(f"{p}_operations", "FileManager operations", labels=labels)
         errs = core.CounterMetricFamily(f"{p}_operation_errors", "FileManager operations that raised", labels=labels)
         nbytes = core.CounterMetricFamily(f"{p}_bytes", "Bytes saved or loaded", labels=labels)
@@ -76,9 +76,14 @@ def _buckets(cumulative: list[list[Any]], total: int) -> list[tuple[str, float]]
 
 def exposition(metrics: Metrics) -> bytes:
     """The Prometheus text format for ``metrics`` (what a scrape would return)."""
+    return snapshot_exposition(metrics.snapshot())
+
+
+def snapshot_exposition(snapshot: dict[str, Any]) -> bytes:
+    """The Prometheus text format for a snapshot dict (e.g. a JSON dump read back by ``hcsvfs stats``)."""
     client = _client()
     registry = client.CollectorRegistry()
-    registry.register(PrometheusCollector(metrics))
+    registry.register(PrometheusCollector(lambda: snapshot))
     return client.generate_latest(registry)
 
 

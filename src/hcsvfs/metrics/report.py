@@ -22,18 +22,18 @@ def human_bytes(n: float) -> str:
 
 
 def human_seconds(s: float) -> str:
-    """``0.0012`` -> ``"1.20 ms"``."""
+    """``0.0012`` -> ``"1.20ms"``."""
     if s >= 1:
-        return f"{s:.2f} s"
+        return f"{s:.2f}s"
     if s >= 1e-3:
-        return f"{s * 1e3:.2f} ms"
-    return f"{s * 1e6:.1f} us"
+        return f"{s * 1e3:.2f}ms"
+    return f"{s * 1e6:.0f}us" if s >= 1e-4 else f"{s * 1e6:.1f}us"
 
 
 def _operations_table(snap: dict[str, Any]) -> Table:
     table = Table(title=f"hcsvfs operations ({snap.get('elapsed_s', 0):.1f} s)")
-    for col in ("backend", "operation", "count", "errors", "bytes", "MB/s", "p50", "p95", "p99"):
-        table.add_column(col, justify="left" if col in ("backend", "operation") else "right")
+    for col in ("backend", "operation", "ops", "err", "bytes", "MB/s", "p50", "p95", "p99"):
+        table.add_column(col, justify="left" if col in ("backend", "operation") else "right", no_wrap=True)
     for backend, ops in snap.get("operations", {}).items():
         for op, st in ops.items():
             table.add_row(
