@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from .. import paths as P
 from ..errors import (
     DirectoryNotEmptyError,
+    InvalidPathError,
     PathExistsError,
     PathIsADirectoryError,
     PathNotADirectoryError,
@@ -281,19 +282,28 @@ class StorageBackend(ABC):
 
     def _check_batch(self, data_list: Sequence[Any], paths: Sequence[P.PathLike], *, overwrite: bool) -> list[str]:
         if len(data_list) != len(paths):
-            raise ValueError(f"save_batch got {len(data_list)} objects but {len(paths)} paths; give one path per object")
+            raise InvalidPathError(
+                f"save_batch got {len(data_list)} objects but {len(paths)} paths; give one path per object",
+                backend=self.name,
+            )
         logical = [P.normalize(p) for p in paths]
         seen: set[str] = set()
         for p in logical:
             if p in seen:
-                raise ValueError(f"save_batch names {p!r} twice; every path in a batch must be distinct")
+                raise InvalidPathError(
+                    f"save_batch names {p!r} twice; every path in a batch must be distinct", path=p, backend=self.name
+                )
             seen.add(p)
             self._check_target(p, overwrite)
         return logical
 
     def _check_transfer(self, src: str, dst: str, st: StatResult, overwrite: bool) -> None:
         if src == dst or P.is_within(dst, src):
-            raise ValueError(f"cannot copy or move {src!r} into itself ({dst!r}); choose a destination outside it")
+            raise InvalidPathError(
+                f"cannot copy or move {src!r} into itself ({dst!r}); choose a destination outside it",
+                path=dst,
+                backend=self.name,
+            )
         if st.is_file:
             self._check_target(dst, overwrite)
         else:
@@ -307,7 +317,11 @@ class StorageBackend(ABC):
 
     def _check_not_root(self, path: str) -> None:
         if path in (".", "/"):
-            raise ValueError(f"refusing to delete the root {path!r} of the {self.name} backend")
+            raise InvalidPathError(
+                f"refusing to delete the root {path!r} of the {self.name} backend; delete what is inside it instead",
+                path=path,
+                backend=self.name,
+            )
 
     def _not_found(self, path: str) -> PathNotFoundError:
         return PathNotFoundError(f"{path!r} does not exist on the {self.name} backend", path=path, backend=self.name)
