@@ -8,7 +8,10 @@ from typing import Any, BinaryIO, ClassVar
 from ..errors import UnsafeLoadError, UnsupportedTypeError
 from ..paths import PathLike, split_ext
 
-__all__ = ["Format", "FormatRegistry"]
+__all__ = ["Format", "FormatRegistry", "CATCH_ALL_PRIORITY"]
+
+#: Formats sniffing at or above this priority recognise content by elimination (text, JSON, raw bytes).
+CATCH_ALL_PRIORITY = 70
 
 
 class Format(ABC):
@@ -104,11 +107,18 @@ class FormatRegistry:
         return candidates[0]
 
     def for_load(self, path: PathLike, head: bytes, *, allow_pickle: bool = False) -> Format:
-        """The format to read ``path``: by extension, else by sniffing its first bytes."""
+        """The format to read ``path``: by extension, else by sniffing its first bytes.
+
+        Magic bytes of another format beat the extension (a file copied or moved
+        to a new name keeps its bytes: ``x.npy`` moved to ``x.tif`` is still NPY).
+        """
         fmt = self.by_extension(path)
         if fmt is None:
-            ordered = sorted(self._formats.values(), key=lambda f: f.sniff_priority)
-            fmt = next((f for f in ordered if f.sniff(head)), None)
+            fmt = self._sniff(head, magic_only=False)
+        elif head and not fmt.sniff(head):
+            magic = self._sniff(head, magic_only=True)
+            if magic is not None and not isinstance(magic, type(fmt)) and not isinstance(fmt, type(magic)):
+                fmt = magic
         if fmt is None:
             raise UnsupportedTypeError(
                 f"{str(path)!r}: no registered format recognises this file "
@@ -122,6 +132,12 @@ class FormatRegistry:
                 path=str(path),
             )
         return fmt
+
+    def _sniff(self, head: bytes, *, magic_only: bool) -> Format | None:
+        ordered = sorted(self._formats.values(), key=lambda f: f.sniff_priority)
+        if magic_only:  # catch-alls (JSON, text, raw bytes) match by elimination, never by magic
+            ordered = [f for f in ordered if f.sniff_priority < CATCH_ALL_PRIORITY]
+        return next((f for f in ordered if f.sniff(head)), None)
 
     def _type_message(self, obj: Any, path: PathLike, fmt: Format | None, allow_pickle: bool) -> str:
         kind = f"{type(obj).__module__}.{type(obj).__qualname__}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, BinaryIO
 
@@ -46,7 +47,16 @@ class TiffFormat(Format):
     def load(self, fh: BinaryIO, **options: Any) -> Any:
         import tifffile
 
-        return tifffile.imread(fh, **options)
+        with tifffile.TiffFile(fh) as tif:
+            try:
+                return tif.asarray(**options)
+            except IndexError:
+                # tifffile cannot rebuild a shaped series of 5+ axes that are all 1 (a one-pixel
+                # stack); the pixel and the shape it was written with are both in page 0.
+                shape = _shaped_shape(tif.pages[0].description)
+                if shape is None or len(tif.pages) != 1:
+                    raise
+                return tif.pages[0].asarray().reshape(shape)
 
     def sniff(self, head: bytes) -> bool:
         return head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -59,7 +69,9 @@ class OmeTiffFormat(TiffFormat):
     extensions = (".ome.tif", ".ome.tiff")
 
     def accepts(self, obj: Any) -> bool:
-        return super().accepts(obj) and to_numpy(obj).dtype.newbyteorder("=") in _OME_DTYPES
+        arr = to_numpy(obj) if is_array(obj) else None
+        # OME-TIFF has five axes (T, C, Z, Y, X); higher ranks go to .tif or .npy.
+        return super().accepts(obj) and arr.ndim in _DEFAULT_AXES and arr.dtype.newbyteorder("=") in _OME_DTYPES
 
     def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
         import tifffile
@@ -95,3 +107,12 @@ def _written_axes(ome_xml: str | None) -> str | None:
     """The axes hcsvfs recorded on save, if this file was written by hcsvfs."""
     found = _AXES_RE.search(ome_xml or "")
     return found.group(1) if found else None
+
+
+def _shaped_shape(description: str | None) -> list[int] | None:
+    """The shape tifffile's shaped writer recorded in a page description (``{"shape": [...]}``)."""
+    try:
+        shape = json.loads(description or "")["shape"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return shape if isinstance(shape, list) and all(isinstance(n, int) for n in shape) else None
