@@ -210,3 +210,12 @@ def test_unrooted_follows_cwd_at_call_time(tmp_path: Path, monkeypatch: pytest.M
     assert rp.physical("/abs/x") == Path("/abs/x")
     assert rp.physical("../up") == tmp_path / ".." / "up"  # no jail without an explicit root
     assert not rp.jailed and "cwd" in repr(rp)
+
+
+@given(_raw_path)
+def test_parent_and_basename_rebuild_the_path(raw: str) -> None:
+    p = P.normalize(raw)
+    if p in (".", "/") or p.split("/")[-1] == "..":
+        return
+    assert P.join(P.parent(p), P.basename(p)) == p
+    assert P.parent(p) == (os.path.dirname(p) or ".")

@@ -91,7 +91,7 @@ class FileManager:
             self._ensure_parent(b, p, create_parents)
             b.save(data, p, overwrite=overwrite, **options)
 
-        self._observe(backend, "save", run, nbytes(data))
+        self._observe(backend, "save", run, lambda _: nbytes(data))  # sized only when someone observes
 
     def load(self, path: P.PathLike, backend: BackendRef, **options: Any) -> Any:
         """Load the object at ``path`` from ``backend``."""

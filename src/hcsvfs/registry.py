@@ -108,6 +108,9 @@ class StorageRegistry:
     def get_backend(self, name: BackendRef) -> StorageBackend:
         """The backend registered as ``name``; StorageResolutionError listing the known names otherwise."""
         key = canonical_name(name)
+        found = self._instances.get(key)  # a plain dict read is atomic: no lock on the hot path
+        if found is not None:
+            return found
         with self._lock:
             found = self._instances.get(key)
             if found is not None:

@@ -69,13 +69,16 @@ class MemoryStorageBackend(StorageBackend):
                 self._put(p, data)
 
     def load(self, path: P.PathLike, **options: Any) -> Any:
-        p = P.normalize(path)
         with self._lock:
-            if p in _ROOTS:
-                raise self._is_a_directory(p)
-            try:
-                obj = self._store[p]
-            except KeyError:
+            # Stored keys are canonical, so a hit on the raw string is what normalize() would find.
+            obj = self._store.get(path, _ABSENT) if type(path) is str else _ABSENT
+            if obj is not _ABSENT and obj is not DIRECTORY:
+                return obj
+            p = P.normalize(path)
+            obj = self._store.get(p, _ABSENT)
+            if obj is _ABSENT:
+                if p in _ROOTS:
+                    raise self._is_a_directory(p)
                 self._raise_missing(p)
             if obj is DIRECTORY:
                 raise self._is_a_directory(p)
