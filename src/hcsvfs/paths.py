@@ -33,6 +33,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 # Multi-part extensions are matched first so "x.ome.tif" is OME-TIFF, not plain TIFF.
 _COMPOUND_EXTS = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tar.gz")
 
+# Longest file name (in bytes) that ext4, XFS, btrfs, tmpfs, APFS and NTFS all accept.
+_NAME_MAX = 255
+
 
 def normalize(path: PathLike) -> str:
     """Return the canonical logical form of ``path``.
@@ -170,6 +173,7 @@ class RootedPath:
     def physical(self, path: PathLike, *, check_symlinks: bool = True) -> Path:
         """The physical path for ``path``; raises InvalidPathError if it would leave a jail."""
         logical = normalize(path)
+        self._check_name_lengths(logical)
         if not self.jailed:
             return Path(logical) if logical.startswith("/") else self.root / logical
         assert self._root is not None and self._real_root is not None
@@ -194,6 +198,17 @@ class RootedPath:
         if check_symlinks:
             self._check_symlinks(candidate, logical)
         return candidate
+
+    def _check_name_lengths(self, logical: str) -> None:
+        # The OS would raise a bare "File name too long" OSError from whichever call came first.
+        for part in logical.split("/"):
+            size = len(os.fsencode(part))
+            if size > _NAME_MAX:
+                raise InvalidPathError(
+                    f"path {logical[:80]!r}... has a component of {size} bytes; file systems allow at most "
+                    f"{_NAME_MAX}. Use a shorter name",
+                    path=logical,
+                )
 
     @staticmethod
     def _relative_to(path: Path, root: Path) -> str | None:
