@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import weakref
-from collections import Counter
+from bisect import bisect_left
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,16 +37,15 @@ def emit(source: str, event: str, *, seconds: float = 0.0, nbytes: int = 0, coun
         m.record_event(source, event, seconds=seconds, nbytes=nbytes, count=count)
 
 
-class _OpStats:
-    __slots__ = ("count", "errors", "bytes", "latency", "sizes", "error_types")
+# Per-(backend, operation) record, a plain list because record() runs on every FileManager call and
+# list item updates are the cheapest thing CPython offers: [count, errors, bytes, seconds, min, max,
+# latency bucket counts, size bucket counts, {error type: count}].
+_COUNT, _ERRORS, _BYTES, _SECONDS, _MIN, _MAX, _LAT, _SIZE, _ERRTYPES = range(9)
+_NLAT, _NSIZE = len(LATENCY_BOUNDS) + 1, len(SIZE_BOUNDS) + 1
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.errors = 0
-        self.bytes = 0
-        self.latency = Histogram(LATENCY_BOUNDS)
-        self.sizes = Histogram(SIZE_BOUNDS)
-        self.error_types: Counter[str] = Counter()
+
+def _new_op() -> list[Any]:
+    return [0, 0, 0, 0.0, float("inf"), 0.0, [0] * _NLAT, [0] * _NSIZE, {}]
 
 
 class _EventStats:
@@ -66,7 +65,10 @@ class Metrics:
 
     def __init__(self, *, enabled: bool = True) -> None:
         self._lock = threading.Lock()
-        self._ops: dict[tuple[str, str], _OpStats] = {}
+        # One dict of records per recording thread: record() needs no lock (a contended lock cost more than
+        # the rest of record); snapshot() sums them.
+        self._local = threading.local()
+        self._per_thread: list[dict[tuple[str, str], list[Any]]] = []
         self._events: dict[tuple[str, str], _EventStats] = {}
         self._sources: dict[str, Callable[[], dict[str, Any]]] = {}
         self._backend_lookup: Callable[[str], Any] | None = None
@@ -91,7 +93,8 @@ class Metrics:
     def reset(self) -> None:
         """Forget everything recorded so far (sources stay attached)."""
         with self._lock:
-            self._ops.clear()
+            for ops in self._per_thread:
+                ops.clear()
             self._events.clear()
             self._started = time.time()
 
@@ -100,20 +103,30 @@ class Metrics:
         """Count one operation (FileManager calls this; ``nbytes`` is 0 when unknown or on error)."""
         if not self._enabled:
             return
-        key = (backend, operation)
-        with self._lock:
-            st = self._ops.get(key)
-            if st is None:
-                st = self._ops[key] = _OpStats()
-            st.count += 1
-            st.latency.add(seconds)
-            if error is not None:
-                st.errors += 1
-                st.error_types[type(error).__name__] += 1
-            else:
-                st.bytes += nbytes
-                if nbytes:
-                    st.sizes.add(nbytes)
+        try:
+            ops = self._local.ops
+        except AttributeError:
+            ops = self._local.ops = {}
+            with self._lock:
+                self._per_thread.append(ops)
+        st = ops.get((backend, operation))
+        if st is None:
+            st = ops[(backend, operation)] = _new_op()
+        st[_COUNT] += 1
+        st[_SECONDS] += seconds
+        st[_LAT][bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        if seconds < st[_MIN]:
+            st[_MIN] = seconds
+        if seconds > st[_MAX]:
+            st[_MAX] = seconds
+        if error is None:
+            st[_BYTES] += nbytes
+            if nbytes:
+                st[_SIZE][bisect_left(SIZE_BOUNDS, nbytes)] += 1
+        else:
+            st[_ERRORS] += 1
+            kind = type(error).__name__
+            st[_ERRTYPES][kind] = st[_ERRTYPES].get(kind, 0) + 1
 
     def record_event(self, source: str, event: str, *, seconds: float = 0.0, nbytes: int = 0, count: int = 1) -> None:
         """Count a domain event on this collector only (see the module function :func:`emit`)."""
@@ -137,21 +150,21 @@ class Metrics:
 
     def backends(self) -> list[str]:
         """Names of the backends that have recorded operations."""
-        with self._lock:
-            return sorted({b for b, _ in self._ops})
+        return sorted({b for b, _ in self._merged()})
 
     # ------------------------------------------------------------------ reading
     def snapshot(self) -> dict[str, Any]:
         """Everything recorded, as JSON-ready plain data (see docs/metrics.md for the shape)."""
+        merged = self._merged()
+        ops: dict[str, dict[str, Any]] = {}
+        for (backend, op), st in sorted(merged.items()):
+            ops.setdefault(backend, {})[op] = _op_dict(st)
         with self._lock:
-            ops: dict[str, dict[str, Any]] = {}
-            for (backend, op), st in sorted(self._ops.items()):
-                ops.setdefault(backend, {})[op] = _op_dict(st)
             events: dict[str, dict[str, Any]] = {}
             for (source, event), ev in sorted(self._events.items()):
                 events.setdefault(source, {})[event] = {"count": ev.count, "bytes": ev.bytes, "seconds": ev.seconds}
             sources = dict(self._sources)
-            used = sorted({b for b, _ in self._ops})
+        used = sorted({b for b, _ in merged})
         lookup = self._backend_lookup
         if lookup is not None:
             for name in used:
@@ -173,6 +186,25 @@ class Metrics:
             "sources": collected,
         }
 
+    def _merged(self) -> dict[tuple[str, str], list[Any]]:
+        """Sum of the per-thread records (a thread still recording may be one operation ahead)."""
+        with self._lock:
+            tables = list(self._per_thread)
+        out: dict[tuple[str, str], list[Any]] = {}
+        for ops in tables:
+            for key, st in list(ops.items()):  # list() copies atomically under the GIL
+                acc = out.get(key)
+                if acc is None:
+                    acc = out[key] = _new_op()
+                for i in (_COUNT, _ERRORS, _BYTES, _SECONDS):
+                    acc[i] += st[i]
+                acc[_MIN], acc[_MAX] = min(acc[_MIN], st[_MIN]), max(acc[_MAX], st[_MAX])
+                acc[_LAT] = [x + y for x, y in zip(acc[_LAT], st[_LAT])]
+                acc[_SIZE] = [x + y for x, y in zip(acc[_SIZE], st[_SIZE])]
+                for kind, n in list(st[_ERRTYPES].items()):
+                    acc[_ERRTYPES][kind] = acc[_ERRTYPES].get(kind, 0) + n
+        return out
+
     def report(self) -> Any:
         """A rich renderable (table of operations, sources and advice); ``rich.print(fm.metrics.report())``."""
         from .report import render
@@ -190,8 +222,7 @@ class Metrics:
         return text
 
     def __repr__(self) -> str:
-        with self._lock:
-            n = sum(s.count for s in self._ops.values())
+        n = sum(st[_COUNT] for st in self._merged().values())
         return f"<Metrics {'enabled' if self._enabled else 'disabled'} operations={n}>"
 
 
@@ -202,21 +233,22 @@ def _quiet(lookup: Callable[[str], Any], name: str) -> Any:
         return None
 
 
-def _op_dict(st: _OpStats) -> dict[str, Any]:
-    lat = st.latency
-    seconds = lat.sum
+def _op_dict(st: list[Any]) -> dict[str, Any]:
+    lat = Histogram.from_counts(LATENCY_BOUNDS, st[_LAT], st[_SECONDS], st[_MIN], st[_MAX])
+    sizes = Histogram.from_counts(SIZE_BOUNDS, st[_SIZE])
+    seconds, count = st[_SECONDS], st[_COUNT]
     return {
-        "count": st.count,
-        "errors": st.errors,
-        "error_types": dict(st.error_types),
-        "bytes": st.bytes,
+        "count": count,
+        "errors": st[_ERRORS],
+        "error_types": dict(st[_ERRTYPES]),
+        "bytes": st[_BYTES],
         "seconds": seconds,
-        "mb_per_s": (st.bytes / 1e6 / seconds) if seconds > 0 else 0.0,
-        "min_s": lat.min if lat.total else 0.0,
-        "max_s": lat.max if lat.total else 0.0,
+        "mb_per_s": (st[_BYTES] / 1e6 / seconds) if seconds > 0 else 0.0,
+        "min_s": st[_MIN] if count else 0.0,
+        "max_s": st[_MAX] if count else 0.0,
         "p50_s": lat.quantile(0.50),
         "p95_s": lat.quantile(0.95),
         "p99_s": lat.quantile(0.99),
         "latency_histogram": lat.cumulative(),
-        "size_histogram": st.sizes.cumulative(),
+        "size_histogram": sizes.cumulative(),
     }

@@ -32,6 +32,17 @@ class Histogram:
         self.min = float("inf")
         self.max = float("-inf")
 
+    @classmethod
+    def from_counts(
+        cls, bounds: Sequence[float], counts: list[int], total_sum: float = 0.0, lo: float = 0.0, hi: float = 0.0
+    ) -> Histogram:
+        """A histogram over existing bucket ``counts`` (observed sum, min and max given separately)."""
+        h = cls(bounds)
+        h.counts = list(counts)
+        h.total = sum(counts)
+        h.sum, h.min, h.max = total_sum, (lo if h.total else float("inf")), (hi if h.total else float("-inf"))
+        return h
+
     def add(self, value: float) -> None:
         """Count one observation."""
         self.counts[bisect_left(self.bounds, value)] += 1
