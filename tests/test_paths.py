@@ -15,7 +15,9 @@ from hcsvfs.errors import InvalidPathError, StorageError
 # Segments mix ordinary names with the ones normalisation must handle ("", ".", "..").
 _segment = st.one_of(
     st.sampled_from(["", ".", "..", "a", "b", "A01", "x.tif", "..x", "...", ".hidden"]),
-    st.text(alphabet=st.characters(blacklist_characters="/\x00\\", blacklist_categories=("Cs",)), min_size=1, max_size=6),
+    st.text(
+        alphabet=st.characters(blacklist_characters="/\x00\\", blacklist_categories=("Cs",)), min_size=1, max_size=6
+    ),
 )
 _raw_path = st.builds(
     lambda lead, segs, trail: lead + "/".join(segs) + trail,
@@ -147,7 +149,9 @@ _inside_seg = st.sampled_from(["a", "b", "..", ".", "c.tif", "A01"])
 
 
 @given(st.lists(_inside_seg, min_size=1, max_size=10), st.booleans())
-def test_jail_never_maps_outside_root(tmp_path_factory: pytest.TempPathFactory, segs: list[str], absolute: bool) -> None:
+def test_jail_never_maps_outside_root(
+    tmp_path_factory: pytest.TempPathFactory, segs: list[str], absolute: bool
+) -> None:
     root = tmp_path_factory.getbasetemp() / "jail"
     rp = P.RootedPath(root)
     raw = "/".join(segs)
