@@ -69,6 +69,7 @@ def versions() -> dict[str, str]:
 
 def run_one(script: Path, quick: bool, timeout: int, workdir: Path) -> dict[str, Any]:
     """Run one script; its JSON, or a record of how it failed."""
+    name = script.stem.removeprefix("bench_")
     out = workdir / f"{script.stem}.json"
     cmd = [sys.executable, str(script), "--json", str(out)] + (["--quick"] if quick else [])
     print(f"== {script.name}", flush=True)
@@ -76,17 +77,17 @@ def run_one(script: Path, quick: bool, timeout: int, workdir: Path) -> dict[str,
     try:
         proc = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True, cwd=HERE.parent)
     except subprocess.TimeoutExpired:
-        return {"benchmark": script.stem, "error": f"timed out after {timeout} s", "results": []}
+        return {"benchmark": name, "error": f"timed out after {timeout} s", "results": []}
     elapsed = time.perf_counter() - start
     print(proc.stdout, end="", flush=True)
     if proc.returncode != 0 or not out.exists():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"benchmark": script.stem, "error": f"exit {proc.returncode}: {tail[0]}", "results": [], "seconds": elapsed}
+        return {"benchmark": name, "error": f"exit {proc.returncode}: {tail[0]}", "results": [], "seconds": elapsed}
     try:
         data = json.loads(out.read_text())
     except json.JSONDecodeError as exc:
-        return {"benchmark": script.stem, "error": f"wrote invalid JSON ({exc})", "results": [], "seconds": elapsed}
-    data.setdefault("benchmark", script.stem.removeprefix("bench_"))
+        return {"benchmark": name, "error": f"wrote invalid JSON ({exc})", "results": [], "seconds": elapsed}
+    data.setdefault("benchmark", name)
     data["seconds"] = elapsed
     return data
 

@@ -29,7 +29,7 @@ def ls(
     console = Console()
     if plain:
         for path, size in _walk_files(fm, t, depth):
-            console.print(f"{size}\t{path}", highlight=False, soft_wrap=True)
+            print(f"{size}\t{path}")  # plain print: no wrapping or tab expansion for scripts
         return
     st = fm.stat(t.path, t.backend)
     if st.is_file:

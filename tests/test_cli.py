@@ -1,0 +1,274 @@
+"""The hcsvfs command line through typer's runner and as a subprocess, bad arguments included."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+from typer.testing import CliRunner
+
+from hcsvfs import FileManager
+from hcsvfs.cli.app import app
+from hcsvfs.cli.errors import CliError
+from hcsvfs.cli.targets import parse_target
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = ["demo", "ls", "info", "cp", "validate", "preview", "stats", "bench"]
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_error_line(result, code: int, *needles: str) -> None:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hcsvfs: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    (root / "sub").mkdir(parents=True)
+    tifffile.imwrite(root / "a.tif", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
+    np.save(root / "b.npy", np.ones((64, 64), np.float32))
+    (root / "sub" / "c.txt").write_text("hello")
+    return root
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2x3 OME-NGFF 0.5 plate with 2 fields per well, written by ome-zarr-py (not by hcsvfs)."""
+    import zarr
+
+    with warnings.catch_warnings():  # ome-zarr's writer module builds a deprecated default Scaler at import
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata
+
+    path = tmp_path_factory.mktemp("plates") / "plate.zarr"
+    root = zarr.open_group(str(path), mode="w")
+    rows, cols = ["A", "B"], ["1", "2", "3"]
+    write_plate_metadata(root, rows, cols, [f"{r}/{c}" for r in rows for c in cols], field_count=2)
+    rng = np.random.default_rng(0)
+    for r in rows:
+        for c in cols:
+            well = root.require_group(r).require_group(c)
+            write_well_metadata(well, [{"path": "0"}, {"path": "1"}])
+            for f in ("0", "1"):
+                write_image(rng.integers(0, 4000, (1, 2, 3, 64, 64), dtype=np.uint16), well.require_group(f), axes="tczyx")
+    return path
+
+
+# ----------------------------------------------------------------- every command
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = run(command, "--help")
+    assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_bad_arguments_are_one_line_with_usage_exit_code() -> None:
+    one_error_line(run("ls", "--no-such-option"), 2, "--no-such-option", "--help")
+    one_error_line(run("no-such-command"), 2, "no-such-command")
+    one_error_line(run("ls", "--depth", "deep"), 2, "--depth")
+    one_error_line(run("info"), 2, "Missing argument 'target'")
+
+
+def test_unknown_backend_and_missing_path(tmp_path: Path) -> None:
+    one_error_line(run("ls", "nosuch:x"), 2, "unknown backend 'nosuch'", "disk:")
+    one_error_line(run("info", str(tmp_path / "missing.tif")), 1, "does not exist")
+    one_error_line(run("cp", str(tmp_path / "missing"), str(tmp_path / "out")), 1, "does not exist")
+
+
+def test_debug_shows_the_exception_instead(tmp_path: Path) -> None:
+    result = run("--debug", "ls", str(tmp_path / "missing"))
+    assert result.exit_code != 0 and isinstance(result.exception, CliError)
+
+
+# ----------------------------------------------------------------- ls / info
+def test_ls_tree_and_plain(folder: Path) -> None:
+    result = run("ls", str(folder))
+    assert result.exit_code == 0
+    assert "a.tif" in result.stdout and "sub/" in result.stdout and "c.txt" in result.stdout and "KiB" in result.stdout
+    plain = run("ls", "--plain", f"disk:{folder}")
+    rows = [line.split("\t") for line in plain.stdout.strip().splitlines()]
+    assert {Path(p).name: int(s) for s, p in rows} == {
+        "a.tif": (folder / "a.tif").stat().st_size,
+        "b.npy": (folder / "b.npy").stat().st_size,
+        "c.txt": 5,
+    }
+
+
+def test_info_reads_headers(folder: Path, plate: Path) -> None:
+    facts = json.loads(run("info", "--json", str(folder / "a.tif")).stdout)
+    assert facts["shape"] == [64, 64] and facts["dtype"] == "uint16" and facts["format"] == "TIFF"
+    facts = json.loads(run("info", "--json", str(folder / "b.npy")).stdout)
+    assert facts["shape"] == [64, 64] and facts["dtype"] == "float32"
+    facts = json.loads(run("info", "--json", str(plate)).stdout)
+    assert facts["type"] == "group" and facts["ngff_version"] == "0.5" and "2 rows x 3 columns, 6 wells" in facts["plate"]
+    facts = json.loads(run("info", "--json", str(plate / "A" / "1" / "0" / "s0")).stdout)
+    assert facts["shape"] == [1, 2, 3, 64, 64] and facts["chunks"] and facts["codec"]
+    table = run("info", str(folder / "a.tif"))
+    assert table.exit_code == 0 and "64x64" in table.stdout
+
+
+# ----------------------------------------------------------------- cp / stats
+def test_cp_tree_between_backends_with_metrics(folder: Path, tmp_path: Path) -> None:
+    out, dump = tmp_path / "copy", tmp_path / "run.json"
+    result = run("cp", str(folder), f"disk:{out}", "--metrics", str(dump))
+    assert result.exit_code == 0, result.stderr
+    assert "copied 3 file(s)" in result.stderr
+    assert np.array_equal(tifffile.imread(out / "a.tif"), tifffile.imread(folder / "a.tif"))
+    assert (out / "sub" / "c.txt").read_text() == "hello"
+    snap = json.loads(dump.read_text())
+    assert snap["operations"]["disk"]["save"]["count"] == 3
+    again = run("cp", str(folder), str(out))
+    one_error_line(again, 1, "already exists", "--overwrite")
+    assert run("cp", "-f", "-q", str(folder), str(out)).exit_code == 0
+
+
+def test_cp_into_memory_counts_files(folder: Path) -> None:
+    result = run("cp", str(folder / "sub"), "memory:staged")
+    assert result.exit_code == 0 and "copied 1 file(s) to memory:staged" in result.stderr
+
+
+def test_stats_report_advice_and_prometheus(tmp_path: Path) -> None:
+    fm = FileManager(metrics=True)
+    for i in range(30):
+        fm.save(np.zeros(4), f"x{i}", "memory")
+        with pytest.raises(FileExistsError):
+            fm.save(np.zeros(4), f"x{i}", "memory")
+    dump = tmp_path / "m.json"
+    fm.metrics.to_json(dump)
+    table = runner.invoke(app, ["stats", str(dump)], env={"COLUMNS": "160"})
+    assert table.exit_code == 0 and "memory" in table.stdout and "failing-operations" in table.stdout
+    advice = [json.loads(line) for line in run("stats", "--advice", str(dump)).stdout.splitlines()]
+    assert [a["rule"] for a in advice] == ["failing-operations"] and advice[0]["evidence"]["errors"] == 30
+    prom = run("stats", "--prometheus", str(dump)).stdout
+    assert 'hcsvfs_operations_total{backend="memory",operation="save"} 60.0' in prom
+
+
+def test_stats_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
+    one_error_line(run("stats", str(tmp_path / "none.json")), 1, "no metrics file")
+    (tmp_path / "bad.json").write_text("{not json")
+    one_error_line(run("stats", str(tmp_path / "bad.json")), 1, "invalid JSON")
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    one_error_line(run("stats", str(tmp_path / "other.json")), 1, "not a metrics dump")
+
+
+# ----------------------------------------------------------------- validate / preview
+def test_validate_good_and_bad_plates(plate: Path, tmp_path: Path, folder: Path) -> None:
+    result = run("validate", "-v", str(plate))
+    assert result.exit_code == 0 and "valid" in result.stdout and "19 group(s)" in result.stdout
+    bad = tmp_path / "bad.zarr"
+    shutil.copytree(plate, bad)
+    meta = json.loads((bad / "B" / "2" / "zarr.json").read_text())
+    meta["attributes"]["ome"]["well"]["images"] = [{"path": "0"}, {"path": "0"}]  # the same field twice
+    (bad / "B" / "2" / "zarr.json").write_text(json.dumps(meta))
+    one_error_line(run("validate", str(bad)), 1, "invalid OME-NGFF 0.5")
+    one_error_line(run("validate", str(tmp_path / "nothing.zarr")), 1, "no zarr store")
+    one_error_line(run("validate", f"zarr:{folder}"), 1)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        img.verify()  # a truncated or corrupt PNG raises here
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        return img.size
+
+
+def test_preview_plate_overview_well_montage_and_folder(plate: Path, folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plate.png"
+    assert run("preview", str(plate), "-o", str(out), "--size", "600").exit_code == 0
+    assert png_size(out) == (600, 400)  # 3 columns x 2 rows of 200-pixel tiles
+    well = tmp_path / "well.png"
+    assert run("preview", str(plate), "--well", "B02", "-o", str(well), "--size", "256", "-c", "1").exit_code == 0
+    assert png_size(well) == (256, 128)  # 2 fields side by side
+    montage = tmp_path / "folder.png"
+    assert run("preview", str(folder), "-o", str(montage), "--size", "300").exit_code == 0
+    assert png_size(montage) == (300, 150)  # a.tif and b.npy
+    one_error_line(run("preview", str(plate), "--well", "H12", "-o", str(out)), 1, "well H12")
+    one_error_line(run("preview", str(plate), "-c", "5", "-o", str(out)), 1, "channel 5")
+    one_error_line(run("preview", str(folder / "sub"), "-o", str(out)), 1, "no images")
+    one_error_line(run("preview", str(folder), "-o", str(tmp_path / "x.jpg")), 2, ".png")
+
+
+def test_preview_pixels_follow_the_data(tmp_path: Path) -> None:
+    img = np.zeros((100, 100), np.uint16)
+    img[:, 50:] = 1000  # right half bright
+    tifffile.imwrite(tmp_path / "half.tif", img)
+    out = tmp_path / "half.png"
+    assert run("preview", str(tmp_path / "half.tif"), "-o", str(out), "--size", "100").exit_code == 0
+    px = np.asarray(Image.open(out))
+    assert px.shape == (100, 100) and px[:, :40].max() == 0 and px[:, 60:].min() == 255
+
+
+# ----------------------------------------------------------------- targets
+def test_target_syntax(tmp_path: Path) -> None:
+    fm = FileManager()
+    assert parse_target("out/plate.zarr/A/1", fm).backend == "zarr"
+    assert (parse_target("disk:a//b/", fm).backend, parse_target("disk:a//b/", fm).path) == ("disk", "a/b")
+    assert parse_target("results/x.tif", fm).backend == "disk"
+    assert parse_target("file:///tmp/x", fm).path == "/tmp/x"
+    assert parse_target("memory:", fm).path == "."
+    for bad in ("", "  ", "nope:x"):
+        with pytest.raises(CliError) as exc:
+            parse_target(bad, fm)
+        assert exc.value.code == 2
+
+
+# ----------------------------------------------------------------- bench
+def test_bench_runs_scripts_and_writes_report(tmp_path: Path) -> None:
+    bench_dir = tmp_path / "benchmarks"
+    bench_dir.mkdir()
+    shutil.copy(REPO / "benchmarks" / "report.py", bench_dir / "report.py")
+    (bench_dir / "bench_fake.py").write_text(textwrap.dedent('''
+        import argparse, json
+        p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true"); p.add_argument("--json")
+        a = p.parse_args()
+        res = [{"name": "peer", "value": 100.0, "unit": "MB/s", "codec": "none"},
+               {"name": "ours", "value": 80.0, "unit": "MB/s", "codec": "lz4", "ratio_to": "peer", "ratio": 0.8,
+                "target": ">= 0.5x", "met": True}]
+        json.dump({"benchmark": "fake", "quick": a.quick, "results": res, "notes": ["a note"]}, open(a.json, "w"))
+    '''))
+    (bench_dir / "bench_broken.py").write_text("raise SystemExit('cannot run here')\n")
+    result = run("bench", "--quick", "--dir", str(bench_dir))
+    one_error_line(result, 1, "benchmark report failed")  # bench_broken failed; the report is still written
+    md = (bench_dir / "RESULTS.md").read_text()
+    assert "| fake | ours | 0.8x | peer | >= 0.5x | yes |" in md
+    assert "**Did not complete:** exit 1: cannot run here" in md and "> a note" in md and "## Machine" in md
+    assert png_size(bench_dir / "throughput.png")[0] > 0
+    data = json.loads((bench_dir / "results.json").read_text())
+    assert data["quick"] is True and [r["benchmark"] for r in data["runs"]] == ["broken", "fake"]
+    assert run("bench", "--dir", str(bench_dir), "--only", "fake").exit_code == 0
+    one_error_line(run("bench", "--dir", str(tmp_path / "nowhere")), 2, "report.py not found")
+
+
+# ----------------------------------------------------------------- as a subprocess
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hcsvfs.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_subprocess_exit_codes_and_one_line_errors(folder: Path, tmp_path: Path) -> None:
+    ok = cli("ls", "--plain", str(folder))
+    assert ok.returncode == 0 and "a.tif" in ok.stdout and ok.stderr == ""
+    bad = cli("ls", "bogus:x")
+    assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1
+    missing = cli("info", str(tmp_path / "nope.tif"))
+    assert missing.returncode == 1 and missing.stderr.startswith("hcsvfs: error:") and "Traceback" not in missing.stderr
+    debug = cli("--debug", "info", str(tmp_path / "nope.tif"))
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    top = cli("--help")
+    assert top.returncode == 0 and all(c in top.stdout for c in COMMANDS)
