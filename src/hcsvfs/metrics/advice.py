@@ -35,7 +35,7 @@ class Thresholds:
     amplification_min_reads: int = 20
     amplification_ratio: float = 4.0  #: bytes decoded / bytes asked for
     spill_min_restores: int = 10
-    spill_restore_fraction: float = 0.2  #: restores per load of the overlay
+    spill_restore_fraction: float = 0.2  #: overlay loads that missed memory (had to restore)
     codec_share: float = 0.5  #: encode time / zarr write time
     codec_slow_mb_s: float = 200.0
     error_fraction: float = 0.05
@@ -96,18 +96,24 @@ def read_amplification(snap: dict[str, Any], t: Thresholds) -> Iterable[Advice]:
 
 
 def frequent_spills(snap: dict[str, Any], t: Thresholds) -> Iterable[Advice]:
-    """The overlay keeps spilling and restoring the same data: the working set does not fit the budget."""
-    stats = snap.get("sources", {}).get("overlay", {})
-    restores = stats.get("restores", 0)
-    loads = _op(snap, "overlay", "load").get("count", 0) + _op(snap, "overlay", "load_batch").get("count", 0)
-    if restores < t.spill_min_restores or not loads or restores / loads < t.spill_restore_fraction:
-        return
-    yield Advice(
-        "frequent-spills",
-        f"{restores} of {loads} overlay loads had to bring spilled data back; raise the memory budget, or make "
-        "zarr the persistent tier (compressed, chunked restores are cheaper than whole files).",
-        {k: stats[k] for k in ("spills", "restores", "bytes_spilled", "budget_bytes") if k in stats} | {"loads": loads},
-    )
+    """A memory overlay keeps restoring spilled data: the working set does not fit the budget.
+
+    Reads the overlay's own ``stats()`` figures (any source with ``restore_count``, ``hits`` and ``misses``).
+    """
+    for name, stats in snap.get("sources", {}).items():
+        if not isinstance(stats, dict) or "restore_count" not in stats:
+            continue
+        restores, misses, hits = stats["restore_count"], stats.get("misses", 0), stats.get("hits", 0)
+        loads = hits + misses
+        if restores < t.spill_min_restores or not loads or misses / loads < t.spill_restore_fraction:
+            continue
+        keys = ("spill_count", "restore_count", "hits", "misses", "spill_bytes_total", "limit_bytes", "pauses")
+        yield Advice(
+            "frequent-spills",
+            f"{misses} of {loads} loads from {name} had to bring spilled data back ({restores} restores); raise the "
+            "memory budget, or make zarr the persistent tier (compressed, chunked restores are cheaper).",
+            {"backend": name} | {k: stats[k] for k in keys if k in stats},
+        )
 
 
 def slow_codec(snap: dict[str, Any], t: Thresholds) -> Iterable[Advice]:
