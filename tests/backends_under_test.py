@@ -15,7 +15,23 @@ from hcsvfs.backends import DiskStorageBackend, MemoryStorageBackend, StorageBac
 
 BackendFactory = Callable[[Path, Any], StorageBackend]
 
+def _overlay(tmp: Path, request: Any) -> StorageBackend:
+    """A MemoryOverlay over disk with room for everything (nothing spills)."""
+    from hcsvfs.tiering import MemoryOverlay
+
+    return MemoryOverlay(DiskStorageBackend(tmp / "spill"), budget="64MiB")
+
+
+def _overlay_tiny(tmp: Path, request: Any) -> StorageBackend:
+    """A MemoryOverlay whose 2 KiB budget holds about two test arrays: most saves spill to disk."""
+    from hcsvfs.tiering import MemoryOverlay
+
+    return MemoryOverlay(DiskStorageBackend(tmp / "spill", fsync=False), budget=2048, target=0.25, spill=0.3, pause=0.9)
+
+
 BACKENDS: dict[str, BackendFactory] = {
     "memory": lambda tmp, request: MemoryStorageBackend(),
     "disk": lambda tmp, request: DiskStorageBackend(tmp / "root"),
+    "overlay": _overlay,
+    "overlay-tiny": _overlay_tiny,
 }

@@ -1,0 +1,20 @@
+"""Tiering: a memory tier that spills to persistent storage, memory-pressure signals, and Backend.AUTO's policy."""
+
+from __future__ import annotations
+
+from .overlay import MemoryOverlay
+from .pressure import MemoryBudget, MemoryLimits, MemoryMonitor, effective_limit, memory_limits, read_psi
+from .selection import AutoPolicy, Placement, choose_backend
+
+__all__ = [
+    "MemoryOverlay",
+    "MemoryBudget",
+    "MemoryMonitor",
+    "MemoryLimits",
+    "memory_limits",
+    "effective_limit",
+    "read_psi",
+    "AutoPolicy",
+    "Placement",
+    "choose_backend",
+]
