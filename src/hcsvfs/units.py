@@ -45,7 +45,10 @@ def parse_bytes(size: int | float | str) -> int:
             f"cannot read {size!r} as a byte size; write a number with an optional unit: "
             "B, kB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), e.g. '2GiB'"
         )
-    return int(float(match.group(1)) * _UNITS[unit])
+    number = match.group(1)
+    if "." not in number:
+        return int(number) * _UNITS[unit]  # exact for any size (floats round above 2**53)
+    return int(float(number) * _UNITS[unit])
 
 
 def format_bytes(n: int | float) -> str:
