@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     shape = (8, 1024, 1024) if args.quick else (64, 2048, 2048)
     n_ops, repeats = (2_000, 3) if args.quick else (20_000, 5)
-    disk_repeats = 2 if args.quick else 5
+    disk_repeats = 5
     mb = int(np.prod(shape)) * 2 / 1e6
     results: list[dict[str, Any]] = []
     notes: list[str] = []
