@@ -110,6 +110,13 @@ def test_ls_tree_and_plain(folder: Path) -> None:
     }
 
 
+def test_ls_plate_shows_wells_and_fields(plate: Path) -> None:
+    result = runner.invoke(app, ["ls", str(plate), "--limit", "4"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.stderr
+    assert "plate 2x3, 6 wells" in result.stdout and "A/1" in result.stdout and "B/1" in result.stdout
+    assert "1x2x3x64x64 uint16 tczyx, 5 level(s)" in result.stdout and "... 2 more wells" in result.stdout
+
+
 def test_info_reads_headers(folder: Path, plate: Path) -> None:
     facts = json.loads(run("info", "--json", str(folder / "a.tif")).stdout)
     assert facts["shape"] == [64, 64] and facts["dtype"] == "uint16" and facts["format"] == "TIFF"

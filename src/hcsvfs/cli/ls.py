@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.tree import Tree
@@ -10,6 +12,7 @@ from .. import paths as P
 from ..filemanager import FileManager
 from ..metrics.report import human_bytes
 from .errors import CliError
+from .ngff import image_summary, ome_attrs, open_group, plate_layout
 from .targets import Target, cli_filemanager, parse_target
 
 __all__ = ["register", "ls"]
@@ -24,6 +27,9 @@ def ls(
     """List a folder as a tree with sizes (a file shows just itself)."""
     fm = cli_filemanager()
     t = parse_target(target, fm)
+    if t.backend == "zarr" and Path(t.path, "zarr.json").is_file() and not plain:
+        Console().print(_ngff_tree(t, limit))
+        return
     if not fm.exists(t.path, t.backend):
         raise CliError(f"{t} does not exist on the {t.backend} backend")
     console = Console()
@@ -62,6 +68,37 @@ def _fill(node: Tree, fm: FileManager, backend: str, directory: str, depth: int,
     if len(names) > limit:
         node.add(f"[dim]... {len(names) - limit} more[/dim]")
     return total
+
+
+def _ngff_tree(t: Target, limit: int) -> Tree:
+    """A plate as rows/wells/fields (or an image with its levels), with stored sizes from the local store."""
+    group = open_group(t.path)
+    meta = ome_attrs(group)
+    root = Path(t.path)
+    tree = Tree(f"[bold]{t}[/bold]  [dim]{human_bytes(_du(root))}[/dim]")
+    if "plate" in meta:
+        rows, cols, wells = plate_layout(group)
+        tree.label = f"{tree.label}  plate {len(rows)}x{len(cols)}, {len(wells)} wells"
+        for i, (_, path) in enumerate(sorted(wells.items())):
+            if i == limit:
+                tree.add(f"[dim]... {len(wells) - limit} more wells[/dim]")
+                break
+            images = ome_attrs(group[path])["well"]["images"]
+            node = tree.add(f"[blue]{path}[/blue]  [dim]{human_bytes(_du(root / path))}[/dim]  {len(images)} field(s)")
+            for image in images[:limit]:
+                field = f"{path}/{image['path']}"
+                node.add(f"{image['path']}: {image_summary(group[field])}  [dim]{human_bytes(_du(root / field))}[/dim]")
+    elif "multiscales" in meta:
+        tree.add(image_summary(group))
+    else:
+        for name in sorted(group.keys())[:limit]:
+            tree.add(f"{name}  [dim]{human_bytes(_du(root / name))}[/dim]")
+    return tree
+
+
+def _du(path: Path) -> int:
+    """Bytes stored under a local directory."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def _walk_files(fm: FileManager, t: Target, depth: int) -> list[tuple[str, int]]:

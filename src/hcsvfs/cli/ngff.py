@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import CliError
 
-__all__ = ["open_group", "ome_attrs", "validate_group", "plane", "plate_layout", "well_fields"]
+__all__ = ["open_group", "ome_attrs", "validate_group", "plane", "plate_layout", "well_fields", "image_summary"]
 
 
 def open_group(url: str) -> Any:
@@ -112,3 +112,11 @@ def well_fields(plate_group: Any, well: str) -> list[Any]:
             wg = plate_group[path]
             return [wg[i["path"]] for i in ome_attrs(wg)["well"]["images"]]
     raise CliError(f"well {well} is not in this plate (wells: {', '.join(sorted(wells.values())[:8])}...)")
+
+
+def image_summary(image_group: Any) -> str:
+    """``1x2x3x64x64 uint16 tczyx, 5 levels`` for an NGFF image group."""
+    ms = ome_attrs(image_group)["multiscales"][0]
+    arr = image_group[ms["datasets"][0]["path"]]
+    axes = "".join(a["name"] if isinstance(a, dict) else a for a in ms.get("axes", []))
+    return f"{'x'.join(map(str, arr.shape))} {arr.dtype} {axes}, {len(ms['datasets'])} level(s)"
