@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -9,14 +12,19 @@ from typing import Any, Protocol, TypeVar
 from . import paths as P
 from .arrays import nbytes
 from .backends.base import StatResult, StorageBackend
+from .errors import PathExistsError, PathNotFoundError, StorageResolutionError
 from .metrics.collector import Metrics
 from .metrics.wiring import metrics_for
 from .registry import Backend, BackendRef, StorageRegistry, canonical_name, create_default_registry
+from .tiering.pressure import system_available
+from .tiering.selection import AutoPolicy, Placement, choose_backend
 
 
 __all__ = ["FileManager", "OperationObserver", "Backend"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+_AUTO = Backend.AUTO.value
 
 
 class OperationObserver(Protocol):
@@ -41,6 +49,7 @@ class FileManager:
         create_parents: bool = True,
         observer: OperationObserver | None = None,
         metrics: Metrics | bool | None = None,
+        auto_policy: AutoPolicy | None = None,
     ) -> None:
         self.registry = registry if registry is not None else create_default_registry()
         self.create_parents = create_parents
@@ -49,6 +58,11 @@ class FileManager:
         if self.metrics is not None and observer is not None:
             raise ValueError("pass either metrics= or observer=, not both (a Metrics is an observer)")
         self.observer = observer if self.metrics is None else self.metrics
+        #: How Backend.AUTO chooses (see docs/tiering.md); its choices are recorded per path.
+        self.auto_policy = auto_policy if auto_policy is not None else AutoPolicy()
+        self._placements: dict[str, Placement] = {}
+        self._usable: dict[str, bool] = {}
+        self._auto_lock = threading.RLock()
 
     # ------------------------------------------------------------------ routing
     def get_backend(self, backend: BackendRef) -> StorageBackend:
@@ -83,9 +97,15 @@ class FileManager:
         create_parents: bool | None = None,
         **options: Any,
     ) -> None:
-        """Save ``data`` at ``path`` on ``backend``; FileExistsError if present unless ``overwrite``."""
-        b = self.get_backend(backend)
+        """Save ``data`` at ``path`` on ``backend``; FileExistsError if present unless ``overwrite``.
+
+        ``Backend.AUTO`` chooses the backend (see :meth:`where`).
+        """
         p = P.normalize(path)
+        if canonical_name(backend) == _AUTO:
+            self._auto_save(data, p, overwrite=overwrite, create_parents=create_parents, **options)
+            return
+        b = self.get_backend(backend)
 
         def run() -> None:
             self._ensure_parent(b, p, create_parents)
@@ -94,7 +114,8 @@ class FileManager:
         self._observe(backend, "save", run, lambda _: nbytes(data))  # sized only when someone observes
 
     def load(self, path: P.PathLike, backend: BackendRef, **options: Any) -> Any:
-        """Load the object at ``path`` from ``backend``."""
+        """Load the object at ``path`` from ``backend`` (``Backend.AUTO``: wherever AUTO put it)."""
+        backend = self._resolve(path, backend)
         b = self.get_backend(backend)
         return self._observe(backend, "load", lambda: b.load(path, **options), nbytes)
 
@@ -129,6 +150,8 @@ class FileManager:
     # ------------------------------------------------------------------ queries
     def exists(self, path: P.PathLike, backend: BackendRef) -> bool:
         """True if a file or directory is at ``path``."""
+        if canonical_name(backend) == _AUTO:
+            return self.where(path) is not None
         b = self.get_backend(backend)
         return self._observe(backend, "exists", lambda: b.exists(path))
 
@@ -144,6 +167,7 @@ class FileManager:
 
     def stat(self, path: P.PathLike, backend: BackendRef) -> StatResult:
         """Size, kind, time and backend-specific facts about ``path``."""
+        backend = self._resolve(path, backend)
         b = self.get_backend(backend)
         return self._observe(backend, "stat", lambda: b.stat(path))
 
@@ -174,8 +198,11 @@ class FileManager:
 
     def delete(self, path: P.PathLike, backend: BackendRef) -> None:
         """Remove a file or an empty directory."""
+        backend = self._resolve(path, backend)
         b = self.get_backend(backend)
         self._observe(backend, "delete", lambda: b.delete(path))
+        with self._auto_lock:
+            self._placements.pop(P.normalize(path), None)
 
     def delete_all(self, path: P.PathLike, backend: BackendRef) -> None:
         """Remove ``path`` and everything below it."""
@@ -232,6 +259,78 @@ class FileManager:
             if progress is not None:
                 progress(target)
         return written
+
+    # ------------------------------------------------------------------ Backend.AUTO
+    def where(self, path: P.PathLike) -> str | None:
+        """The backend name holding ``path`` for Backend.AUTO: the recorded choice, else the first of
+        the AUTO backends that has it; None if none does."""
+        p = P.normalize(path)
+        with self._auto_lock:
+            placed = self._placements.get(p)
+        if placed is not None:
+            return placed.backend
+        for name in self._auto_candidates():
+            if self.get_backend(name).exists(p):
+                return name
+        return None
+
+    def placement(self, path: P.PathLike) -> Placement | None:
+        """The recorded AUTO choice for ``path`` and the rule that made it; None if AUTO never saved it."""
+        with self._auto_lock:
+            return self._placements.get(P.normalize(path))
+
+    def _auto_candidates(self) -> list[str]:
+        """The usable AUTO backends, memory tier first (the order ``where`` searches)."""
+        names = dict.fromkeys([self.auto_policy.memory_backend, "memory", "disk", "zarr"])
+        return [n for n in names if self._is_usable(n)]
+
+    def _is_usable(self, name: str) -> bool:
+        with self._auto_lock:
+            if name not in self._usable:
+                try:
+                    self.get_backend(name)
+                    self._usable[name] = True
+                except (StorageResolutionError, ImportError):
+                    self._usable[name] = False  # e.g. zarr not installed: AUTO falls back to disk
+            return self._usable[name]
+
+    def _auto_save(self, data: Any, p: str, *, overwrite: bool, create_parents: bool | None, **options: Any) -> None:
+        choice = choose_backend(
+            data,
+            p,
+            available_memory=system_available(),
+            policy=self.auto_policy,
+            backends=frozenset(self._auto_candidates()),
+        )
+        with self._auto_lock:
+            previous = self.where(p)
+            if previous is not None and previous != choice.backend and not overwrite:
+                raise PathExistsError(
+                    f"{p!r} already exists on the {previous} backend (placed by Backend.AUTO); pass overwrite=True "
+                    "to replace it",
+                    path=p,
+                    backend=previous,
+                )
+            self.save(data, p, choice.backend, overwrite=overwrite, create_parents=create_parents, **options)
+            if previous is not None and previous != choice.backend:
+                with contextlib.suppress(FileNotFoundError):  # the object lives in one place only
+                    self.get_backend(previous).delete(p)
+            self._placements[p] = choice
+        log.debug("Backend.AUTO put %r on %s: %s", p, choice.backend, choice.reason)
+
+    def _resolve(self, path: P.PathLike, backend: BackendRef) -> BackendRef:
+        """``backend`` itself, or for Backend.AUTO the backend that holds ``path`` (FileNotFoundError if none)."""
+        if canonical_name(backend) != _AUTO:
+            return backend
+        found = self.where(path)
+        if found is None:
+            p = P.normalize(path)
+            raise PathNotFoundError(
+                f"{p!r} is on none of the Backend.AUTO backends ({', '.join(self._auto_candidates())})",
+                path=p,
+                backend=_AUTO,
+            )
+        return found
 
     # ------------------------------------------------------------------ helpers
     def _ensure_parent(self, b: StorageBackend, path: str, create_parents: bool | None) -> None:
