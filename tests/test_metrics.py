@@ -200,3 +200,16 @@ def test_prometheus_exposition_has_exact_counts() -> None:
     # edges are 1 us * 2**n: 1e-4 <= 128 us, 2e-3 <= 2.05 ms, the failed 0.1 s <= 131 ms, 0.5 <= 524 ms
     assert (edge(6), edge(7), edge(11), edge(17), edge(19)) == (0, 1, 2, 3, 4)
     assert [s.value for s in fams["hcsvfs_backend_figure"].samples] == [2.0]
+
+
+def test_metrics_pickle_as_an_empty_collector_with_the_same_switch() -> None:
+    import pickle
+
+    m = Metrics()
+    m.record("disk", "save", 0.1, 10, None)
+    copy = pickle.loads(pickle.dumps(m))
+    assert copy.enabled and copy.snapshot()["operations"] == {}
+    copy.record("disk", "save", 0.1, 10, None)
+    assert copy.snapshot()["operations"]["disk"]["save"]["count"] == 1
+    m.enabled = False
+    assert not pickle.loads(pickle.dumps(m)).enabled

@@ -221,6 +221,14 @@ class Metrics:
             os.replace(tmp, target)  # readers (hcsvfs stats) never see half a file
         return text
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Locks and thread-locals do not pickle; a FileManager sent to a worker process gets its own empty
+        # collector there (counts from workers do not flow back on their own).
+        return (Metrics, (), {"_enabled_state": self._enabled})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.enabled = state["_enabled_state"]
+
     def __repr__(self) -> str:
         n = sum(st[_COUNT] for st in self._merged().values())
         return f"<Metrics {'enabled' if self._enabled else 'disabled'} operations={n}>"
