@@ -166,6 +166,23 @@ def test_stats_report_advice_and_prometheus(tmp_path: Path) -> None:
     assert 'hcsvfs_operations_total{backend="memory",operation="save"} 60.0' in prom
 
 
+def test_stats_run_measures_a_command(tmp_path: Path) -> None:
+    job = tmp_path / "job.py"
+    job.write_text(
+        "import numpy as np, sys\nfrom hcsvfs import FileManager\nfm = FileManager()\n"
+        "for i in range(3):\n    fm.save(np.zeros(16), f'x{i}', 'memory')\nsys.exit(int(sys.argv[1]))\n"
+    )
+    keep = tmp_path / "kept.json"
+    result = runner.invoke(app, ["stats", str(keep), "--run", f"{sys.executable} {job} 0"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(keep.read_text())["operations"]["memory"]["save"]["bytes"] == 3 * 128
+    failed = run("stats", "--advice", "--run", f"{sys.executable} {job} 3")
+    one_error_line(failed, 3, "exited with 3")
+    one_error_line(run("stats", "--run", f"{sys.executable} -c pass"), 1, "wrote no metrics")
+    one_error_line(run("stats", "--run", "no-such-program-xyz"), 2, "no such program")
+    one_error_line(run("stats"), 2, "--run")
+
+
 def test_stats_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
     one_error_line(run("stats", str(tmp_path / "none.json")), 1, "no metrics file")
     (tmp_path / "bad.json").write_text("{not json")
