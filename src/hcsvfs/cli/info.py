@@ -55,11 +55,17 @@ def info(
     table.add_column("fact", style="bold")
     table.add_column("value")
     for key, value in facts.items():
-        if key == "path":
-            continue
-        shown = human_bytes(value) if key in ("size", "nbytes") else ("x".join(map(str, value)) if isinstance(value, list) and key in ("shape", "chunks", "shards") else str(value))
-        table.add_row(key, shown)
+        if key != "path":
+            table.add_row(key, _shown(key, value))
     console.print(table)
+
+
+def _shown(key: str, value: Any) -> str:
+    if key in ("size", "nbytes"):
+        return human_bytes(value)
+    if key in ("shape", "chunks", "shards") and isinstance(value, list):
+        return "x".join(map(str, value))
+    return str(value)
 
 
 def register(app: typer.Typer) -> None:
