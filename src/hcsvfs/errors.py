@@ -55,8 +55,9 @@ class _OSStorageError(StorageError, OSError):
     errno_code: int = 0
 
     def __init__(self, message: str, *, path: str | None = None, backend: str | None = None) -> None:
-        OSError.__init__(self, self.errno_code, message)
         StorageError.__init__(self, message, path=path, backend=backend)
+        # Last: StorageError's super().__init__ reaches OSError.__init__ with one argument, which clears errno.
+        OSError.__init__(self, self.errno_code, message)
         self.filename = path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -77,12 +78,23 @@ def atomic_write(
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if _is_out_of_space(exc):
             raise StorageFullError(
-                f"no space left to write {shown!r} ({exc.strerror}); the previous version, if any, is intact. "
+                f"no space left to write {shown!r} ({exc.strerror or exc}); the previous version, if any, is intact. "
                 "Free space or point the backend at a larger volume",
                 path=shown,
             ) from exc
         raise
 
 
+# NumPy's tofile() (used by np.save and tifffile) reports a short write as a bare OSError without
+# errno; the kernel writes short only when the device or the file-size limit is full.
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def _is_out_of_space(exc: BaseException) -> bool:
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return exc.errno is None and bool(_SHORT_WRITE.search(str(exc)))
