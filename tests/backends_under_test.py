@@ -29,9 +29,19 @@ def _overlay_tiny(tmp: Path, request: Any) -> StorageBackend:
     return MemoryOverlay(DiskStorageBackend(tmp / "spill", fsync=False), budget=2048, target=0.25, spill=0.3, pause=0.9)
 
 
+def _shared_memory(tmp: Path, request: Any) -> StorageBackend:
+    """A SharedMemoryStorageBackend namespace of its own, unlinked when the test ends."""
+    from hcsvfs.backends.shared_memory import SharedMemoryStorageBackend
+
+    backend = SharedMemoryStorageBackend()
+    request.addfinalizer(backend.close)
+    return backend
+
+
 BACKENDS: dict[str, BackendFactory] = {
     "memory": lambda tmp, request: MemoryStorageBackend(),
     "disk": lambda tmp, request: DiskStorageBackend(tmp / "root"),
     "overlay": _overlay,
     "overlay-tiny": _overlay_tiny,
+    "shared_memory": _shared_memory,
 }
