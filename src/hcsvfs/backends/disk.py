@@ -91,9 +91,12 @@ class DiskStorageBackend(StorageBackend):
             fmt = self.formats.for_load(p, head, allow_pickle=allow_pickle)
             try:
                 return fmt.load(fh, **options)
-            except (StorageError, TypeError):
+            except StorageError:
                 raise
             except Exception as exc:
+                if isinstance(exc, TypeError) and options:
+                    raise  # most likely an option this format does not take: the caller's error
+                # Parsers fail on damaged bytes in many ways (TypeError included); all mean "corrupt".
                 raise CorruptDataError(
                     f"{p!r} could not be read as {fmt.name}: {type(exc).__name__}: {exc}. The file may be "
                     "truncated or corrupt; restore it or save it again",

@@ -93,6 +93,7 @@ class OmeTiffFormat(TiffFormat):
         with tifffile.TiffFile(fh) as tif:
             series = tif.series[0]
             data = series.asarray(**options)
+            _check_ome_xml(tif.ome_metadata)
             written = _written_axes(tif.ome_metadata)
             full_axes, full_shape = series.get_axes(False), series.get_shape(False)
         if written is None or not set(written) <= set(full_axes):
@@ -116,3 +117,16 @@ def _shaped_shape(description: str | None) -> list[int] | None:
     except (ValueError, KeyError, TypeError):
         return None
     return shape if isinstance(shape, list) and all(isinstance(n, int) for n in shape) else None
+
+
+def _check_ome_xml(ome_xml: str | None) -> None:
+    """Raise ValueError if the OME-XML is missing or cut short: tifffile would silently squeeze the axes."""
+    if ome_xml is None:
+        # Writers put the OME-XML after the pixels, so a truncated file loses it first.
+        raise ValueError("the file has no OME-XML metadata (truncated, or not an OME-TIFF: name it .tif)")
+    import xml.etree.ElementTree as ET
+
+    try:
+        ET.fromstring(ome_xml)
+    except ET.ParseError as exc:
+        raise ValueError(f"the OME-XML metadata is damaged ({exc})") from None
