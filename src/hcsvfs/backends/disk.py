@@ -91,7 +91,9 @@ class DiskStorageBackend(StorageBackend):
             fmt = self.formats.for_load(p, head, allow_pickle=allow_pickle)
             try:
                 return fmt.load(fh, **options)
-            except StorageError:
+            except StorageError as exc:
+                if exc.path is None:  # formats do not know the path: say which file it was
+                    raise type(exc)(f"{p!r}: {exc.message}", path=p, backend=self.name) from exc
                 raise
             except Exception as exc:
                 if isinstance(exc, TypeError) and options:

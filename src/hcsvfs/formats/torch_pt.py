@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
 import sys
 from typing import Any, BinaryIO
 
+from ..errors import UnsafeLoadError
 from .base import Format
 
 
@@ -35,7 +37,16 @@ class TorchFormat(Format):
         import torch
 
         # weights_only: a .pt file from elsewhere must not be able to run code on load.
-        return torch.load(fh, weights_only=True, map_location=options.get("map_location", "cpu"))
+        try:
+            return torch.load(fh, weights_only=True, map_location=options.get("map_location", "cpu"))
+        except pickle.UnpicklingError as exc:
+            if "weights_only" not in str(exc):
+                raise  # damaged bytes, reported as corrupt by the backend
+            raise UnsafeLoadError(
+                "this .pt file holds pickled objects other than tensors, and unpickling them could run code; "
+                "hcsvfs loads .pt files with weights_only=True. Save tensors or dicts of tensors only, or load "
+                "a file you trust with torch.load yourself"
+            ) from None
 
     def sniff(self, head: bytes) -> bool:
         return head.startswith(b"PK\x03\x04")

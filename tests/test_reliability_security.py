@@ -1,0 +1,151 @@
+"""Security: no code runs on load without opt-in, and nothing is written outside a rooted backend.
+
+Every malicious payload here tries to create a marker file when unpickled; the
+tests assert that the marker never appears and that the refusal is a typed
+error naming the path.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hcsvfs import FileManager
+from hcsvfs.backends import DiskStorageBackend
+from hcsvfs.errors import InvalidPathError, StorageError, UnsafeLoadError
+from hcsvfs.registry import StorageRegistry
+from reliability_helpers import payload, version_of
+
+
+class _Exploit:
+    """Unpickling this creates ``marker``: the proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.mkdir, (str(self.marker),))
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    return tmp_path / "code-ran"
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> DiskStorageBackend:
+    return DiskStorageBackend(tmp_path / "root")
+
+
+# ---------------------------------------------------------------- pickle needs an opt-in
+@pytest.mark.parametrize("name", ["evil.pkl", "evil.pickle", "evil", "evil.npy", "evil.json", "evil.txt", "evil.tif"])
+def test_pickle_is_never_loaded_without_opt_in(disk: DiskStorageBackend, marker: Path, name: str) -> None:
+    """Pickle bytes under any name (its own extension, none, or a disguise) are refused, not run."""
+    (disk.root / name).write_bytes(pickle.dumps(_Exploit(marker)))
+    with pytest.raises(UnsafeLoadError) as info:
+        disk.load(name)
+    assert name in str(info.value) and "allow_pickle" in str(info.value)
+    assert not marker.exists(), "unpickling ran code without allow_pickle"
+
+
+def test_pickle_bytes_in_a_raw_bytes_file_stay_bytes(disk: DiskStorageBackend, marker: Path) -> None:
+    blob = pickle.dumps(_Exploit(marker))
+    (disk.root / "evil.bin").write_bytes(blob)
+    assert disk.load("evil.bin") == blob  # .bin means raw bytes: returned, never unpickled
+    assert not marker.exists()
+
+
+def test_pickle_save_needs_opt_in_too(disk: DiskStorageBackend) -> None:
+    with pytest.raises(UnsafeLoadError):
+        disk.save({"a": object()}, "x.pkl")
+    assert not disk.exists("x.pkl")
+    disk.save({"a": 1}, "x.pkl", allow_pickle=True)
+    with pytest.raises(UnsafeLoadError):
+        disk.load("x.pkl")  # an opt-in on save does not carry over to load
+    assert disk.load("x.pkl", allow_pickle=True) == {"a": 1}
+
+
+def test_object_arrays_inside_npy_are_not_unpickled(disk: DiskStorageBackend, marker: Path) -> None:
+    with open(disk.root / "obj.npy", "wb") as fh:
+        np.save(fh, np.array([_Exploit(marker)], dtype=object), allow_pickle=True)
+    with pytest.raises(StorageError) as info:
+        disk.load("obj.npy")
+    assert "obj.npy" in str(info.value)
+    assert not marker.exists()
+
+
+def test_malicious_pickle_inside_torch_file_does_not_run(disk: DiskStorageBackend, marker: Path) -> None:
+    torch = pytest.importorskip("torch")
+    with open(disk.root / "model.pt", "wb") as fh:
+        torch.save({"weight": torch.zeros(3), "payload": _Exploit(marker)}, fh)
+    with pytest.raises(UnsafeLoadError) as info:
+        disk.load("model.pt")
+    assert "model.pt" in str(info.value) and "weights_only" in str(info.value)
+    assert not marker.exists(), "torch.load ran a pickled payload"
+    # Plain tensors still load.
+    disk.save({"weight": torch.arange(3)}, "ok.pt")
+    assert torch.equal(disk.load("ok.pt")["weight"], torch.arange(3))
+
+
+# ---------------------------------------------------------------- symlinks leading out of the root
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    o = tmp_path / "outside"
+    o.mkdir()
+    (o / "secret.npy").write_bytes(b"not yours")
+    return o
+
+
+def test_symlinked_directory_pointing_out_is_not_followed_for_writes(
+    disk: DiskStorageBackend, outside: Path
+) -> None:
+    (disk.root / "link").symlink_to(outside, target_is_directory=True)
+    disk.save(payload(1), "inside.npy")
+    attempts = {
+        "save": lambda: disk.save(payload(2), "link/new.npy"),
+        "overwrite": lambda: disk.save(payload(2), "link/secret.npy", overwrite=True),
+        "ensure_directory": lambda: disk.ensure_directory("link/sub"),
+        "move": lambda: disk.move("inside.npy", "link/moved.npy"),
+        "copy": lambda: disk.copy("inside.npy", "link/copied.npy"),
+        "save_batch": lambda: disk.save_batch([payload(3)], ["link/batch.npy"]),
+        "delete": lambda: disk.delete("link/secret.npy"),
+        "delete_all": lambda: disk.delete_all("link"),
+        "load": lambda: disk.load("link/secret.npy"),
+    }
+    for op, call in attempts.items():
+        with pytest.raises(InvalidPathError) as info:
+            call()
+        assert "symlink" in str(info.value) and "link" in str(info.value), op
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.npy"]
+    assert (outside / "secret.npy").read_bytes() == b"not yours"
+    assert version_of(disk.load("inside.npy")) == 1
+
+
+def test_symlinked_file_pointing_out_is_not_written_through(disk: DiskStorageBackend, outside: Path) -> None:
+    (disk.root / "x.npy").symlink_to(outside / "secret.npy")
+    for call in (lambda: disk.save(payload(2), "x.npy", overwrite=True), lambda: disk.save(payload(2), "x.npy")):
+        with pytest.raises(StorageError):
+            call()
+    assert (outside / "secret.npy").read_bytes() == b"not yours"
+
+
+def test_symlink_inside_root_to_inside_is_still_not_written_through(disk: DiskStorageBackend) -> None:
+    disk.save(payload(1), "real.npy")
+    (disk.root / "alias.npy").symlink_to(disk.root / "real.npy")
+    with pytest.raises(StorageError):
+        disk.save(payload(2), "alias.npy", overwrite=True)
+    assert version_of(disk.load("real.npy")) == 1
+
+
+def test_filemanager_parent_creation_does_not_follow_links_out(tmp_path: Path, outside: Path) -> None:
+    disk = DiskStorageBackend(tmp_path / "root")
+    (disk.root / "plate").symlink_to(outside, target_is_directory=True)
+    reg = StorageRegistry(discover=False)
+    reg.register_backend("disk", disk)
+    with pytest.raises(InvalidPathError):
+        FileManager(reg).save(payload(1), "plate/A01/x.tif", "disk")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.npy"]
