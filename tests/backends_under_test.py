@@ -15,6 +15,17 @@ from hcsvfs.backends import DiskStorageBackend, MemoryStorageBackend, StorageBac
 
 BackendFactory = Callable[[Path, Any], StorageBackend]
 
+
+def _objectstore_on_s3(tmp: Path, request: Any) -> StorageBackend:
+    """An ObjectStoreBackend on a fresh bucket of the tests' local moto S3 server (127.0.0.1)."""
+    from s3_server import new_s3_url
+
+    from hcsvfs.backends.objectstore import ObjectStoreBackend
+
+    url, options = new_s3_url()
+    return ObjectStoreBackend(url, **options)
+
+
 def _overlay(tmp: Path, request: Any) -> StorageBackend:
     """A MemoryOverlay over disk with room for everything (nothing spills)."""
     from hcsvfs.tiering import MemoryOverlay
@@ -43,5 +54,6 @@ BACKENDS: dict[str, BackendFactory] = {
     "disk": lambda tmp, request: DiskStorageBackend(tmp / "root"),
     "overlay": _overlay,
     "overlay-tiny": _overlay_tiny,
+    "objectstore": _objectstore_on_s3,
     "shared_memory": _shared_memory,
 }
