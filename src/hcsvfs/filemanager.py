@@ -69,6 +69,29 @@ class FileManager:
         """The backend instance for ``backend``; StorageResolutionError if unknown."""
         return self.registry.get_backend(backend)
 
+    def mount(
+        self,
+        url: str,
+        name: BackendRef | None = None,
+        *,
+        kind: str = "objectstore",
+        replace: bool = False,
+        **storage_options: Any,
+    ) -> StorageBackend:
+        """Register a backend over ``url`` (``s3://bucket/prefix``, ``gs://...``, ``memory://...``) under ``name``.
+
+        ``kind="objectstore"`` stores files in the disk formats; ``storage_options``
+        (``endpoint_url``, ``key``, ``secret``, ``cache``...) go to the backend.
+        Returns the backend; ``name`` defaults to the URL itself.
+        """
+        if kind != "objectstore":
+            raise StorageResolutionError(f"mount() cannot make a {kind!r} backend over {url!r}; use kind='objectstore'")
+        from .backends.objectstore import ObjectStoreBackend  # lazy: pulls in fsspec (and s3fs for s3://)
+
+        backend = ObjectStoreBackend(url, **storage_options)
+        self.registry.register_backend(name if name is not None else url, backend, replace=replace)
+        return backend
+
     def _observe(
         self, backend: BackendRef, operation: str, fn: Callable[[], T], size: Callable[[T], int] | int = 0
     ) -> T:
