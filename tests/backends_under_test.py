@@ -49,6 +49,13 @@ def _shared_memory(tmp: Path, request: Any) -> StorageBackend:
     return backend
 
 
+def _zarr(tmp: Path, request: Any) -> StorageBackend:
+    """A ZarrStorageBackend jailed in a fresh folder (OME-Zarr images, default LZ4 layout)."""
+    from hcsvfs.backends.zarr import ZarrStorageBackend
+
+    return ZarrStorageBackend(tmp / "root")
+
+
 BACKENDS: dict[str, BackendFactory] = {
     "memory": lambda tmp, request: MemoryStorageBackend(),
     "disk": lambda tmp, request: DiskStorageBackend(tmp / "root"),
@@ -56,4 +63,5 @@ BACKENDS: dict[str, BackendFactory] = {
     "overlay-tiny": _overlay_tiny,
     "objectstore": _objectstore_on_s3,
     "shared_memory": _shared_memory,
+    "zarr": _zarr,
 }

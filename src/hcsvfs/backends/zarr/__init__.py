@@ -1,0 +1,10 @@
+"""The OME-Zarr backend: NGFF 0.5 images and HCS plates (see docs/zarr.md)."""
+
+from __future__ import annotations
+
+from .backend import ZarrStorageBackend
+from .ngff import InvalidMetadataError
+from .plate import PlaneMismatchError, PlateInfo, WellInfo
+from .view import ZarrArrayView
+
+__all__ = ["ZarrStorageBackend", "ZarrArrayView", "PlateInfo", "WellInfo", "PlaneMismatchError", "InvalidMetadataError"]

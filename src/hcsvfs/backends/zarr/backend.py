@@ -1,0 +1,297 @@
+"""ZarrStorageBackend: OME-Zarr images and HCS plates behind the StorageBackend contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.abc.store import Store
+from zarr.storage import StorePath
+
+from ... import arrays
+from ... import paths as P
+from ...config import ZarrConfig
+from ...errors import InvalidPathError, PathNotADirectoryError, UnsupportedTypeError
+from ..base import StatResult, StorageBackend
+from .image import commit_image, create_image, open_levels, write_levels
+from .ngff import default_axes, node_kind, validate_group
+from .plate import PlaneTarget, PlateInfo, PlateLayout
+from .store import StoreLocator
+from .view import ZarrArrayView
+
+__all__ = ["ZarrStorageBackend"]
+
+_GROUP = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+
+
+class ZarrStorageBackend(StorageBackend):
+    """Arrays as OME-Zarr (v3, NGFF 0.5) images; HCS-named planes under a ``*.zarr`` folder as an NGFF plate.
+
+    ``root=None`` resolves relative paths against the working directory and
+    takes absolute ones as they are; ``root=`` a folder is a jail, a URL
+    (``s3://...``) goes through fsspec; ``store=`` takes any zarr Store. An
+    image group is a file to the VFS, a plain group a directory; see docs/zarr.md.
+    """
+
+    name = "zarr"
+
+    def __init__(
+        self,
+        root: P.PathLike | None = None,
+        *,
+        store: Store | None = None,
+        config: ZarrConfig | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config if config is not None else ZarrConfig()
+        self.locator = StoreLocator(root, store, storage_options)
+        self.plates = PlateLayout(self.locator, self.config)
+
+    # ------------------------------------------------------------------ resolution
+    def _meta(self, logical: str) -> dict[str, Any] | None:
+        return self.locator.read_meta(self.locator.key(logical))
+
+    def _resolve(self, p: str) -> tuple[str | None, dict[str, Any] | None]:
+        """("file" | "plane" | "dir" | None, the node's or, for a plane, the plate's metadata)."""
+        if p in (".", "/"):
+            return "dir", self._meta(p)
+        parent = P.parent(p)
+        pmeta = self._meta(parent)
+        pkind = node_kind(pmeta)
+        if pkind == "plate":
+            found = self.plates.lookup(parent, P.basename(p), pmeta)
+            return ("plane", pmeta) if found is not None else (None, None)
+        if pkind in ("image", "array"):
+            raise PathNotADirectoryError(f"{p!r}: its parent {parent!r} is a file, not a directory", path=p, backend=self.name)
+        if pkind == "internal":
+            return None, None
+        meta = self._meta(p)
+        kind = node_kind(meta)
+        if kind in ("image", "array"):
+            return "file", meta
+        if kind in ("plate", "dir"):
+            return "dir", meta
+        if kind is None and self.locator.has_children(self.locator.key(p)):
+            return "dir", None  # a folder without zarr metadata (e.g. under the working directory)
+        return None, None
+
+    # ------------------------------------------------------------------ primitives
+    def save(
+        self,
+        data: Any,
+        path: P.PathLike,
+        *,
+        overwrite: bool = False,
+        axes: str | None = None,
+        labels: bool = False,
+        **options: Any,
+    ) -> None:
+        """Save an array as an OME-Zarr image, or as one plane of a plate for an HCS name under a ``*.zarr`` folder.
+
+        ``axes`` (e.g. ``"cyx"``) names the dimensions of a plain image; ``labels=True`` downsamples pyramids by nearest.
+        """
+        p = P.normalize(path)
+        arr = self._as_array(data, p)
+        target = self.plates.target(p, self._meta(P.parent(p)))
+        self._check_target(p, overwrite)
+        if target is not None:
+            self.plates.check([(target, arr)], overwrite)
+            self.plates.save([(target, arr)], labels=labels)
+            return
+        names = default_axes(arr.ndim, axes)
+        self.config.chunk_shape(arr.shape)  # a chunk-rank mismatch fails here, before anything is written
+        self._write_image(p, arr, names, labels)
+
+    def _write_image(self, p: str, arr: np.ndarray, axes: str | None, labels: bool) -> None:
+        key = self.locator.key(p)
+        if self.locator.read_meta(key) is not None:
+            self.locator.delete_tree(key)  # overwrite: the old image goes first (see docs/zarr.md, known limits)
+        try:
+            levels = create_image(self.locator, p, arr.shape, arr.dtype, self.config, axes)
+            if levels[0].size:
+                write_levels(levels, arr, labels=labels)
+            commit_image(self.locator, p, axes, len(levels), self.config)
+        except BaseException:
+            self.locator.delete_tree(key)  # nothing half-written stays behind
+            raise
+
+    def load(self, path: P.PathLike, *, materialize: bool = False, level: int = 0, **options: Any) -> Any:
+        """A lazy :class:`ZarrArrayView` (numpy with ``materialize=True``); ``level`` picks a pyramid level."""
+        p = P.normalize(path)
+        kind, meta = self._resolve(p)
+        if kind is None:
+            raise self._not_found(p)
+        if kind == "dir":
+            raise self._is_a_directory(p)
+        if kind == "plane":
+            view = self.plates.open_plane(P.parent(p), P.basename(p), meta)
+            if view is None:
+                raise self._not_found(p)
+        else:
+            levels = open_levels(self.locator, p)
+            if not 0 <= level < len(levels):
+                raise InvalidPathError(f"{p!r} has pyramid levels 0..{len(levels) - 1}, not {level}", path=p, backend=self.name)
+            view = ZarrArrayView(levels[level], p)
+        return view.read() if materialize else view
+
+    def stat(self, path: P.PathLike) -> StatResult:
+        p = P.normalize(path)
+        kind, meta = self._resolve(p)
+        if kind is None:
+            raise self._not_found(p)
+        if kind == "dir":
+            return StatResult(p, "directory", extra={"plate": node_kind(meta) == "plate"})
+        view = self.load(p)
+        extra = {"shape": view.shape, "dtype": str(view.dtype), "codec": self.config.compression}
+        if kind == "plane":
+            # A plane shares its field's shard: report its decoded size.
+            return StatResult(p, "file", size=view.nbytes, extra={**extra, "plate": P.parent(p)})
+        return StatResult(p, "file", size=self.locator.size(self.locator.key(p)), extra=extra)
+
+    def list_dir(self, path: P.PathLike = ".") -> list[str]:
+        p = P.normalize(path)
+        kind, meta = self._resolve(p)
+        if kind is None:
+            raise self._not_found(p)
+        if kind != "dir":
+            raise PathNotADirectoryError(f"{p!r} is a file on the zarr backend, not a directory", path=p, backend=self.name)
+        if node_kind(meta) == "plate":
+            return self.plates.names(p, meta)
+        key = self.locator.key(p)
+        out = []
+        for name in self.locator.children(key):
+            if name == "zarr.json":
+                continue
+            child = f"{key}/{name}" if key else name
+            ck = node_kind(self.locator.read_meta(child))
+            if ck in ("image", "array", "plate", "dir") or (ck is None and self.locator.has_children(child)):
+                out.append(name)
+        return sorted(out)
+
+    def ensure_directory(self, path: P.PathLike) -> None:
+        p = P.normalize(path)
+        for d in [*P.ancestors(p), p]:
+            kind, _ = self._resolve(d)
+            if kind == "dir":
+                continue
+            if kind is not None:
+                raise PathNotADirectoryError(
+                    f"cannot create directory {p!r} on the zarr backend: {d!r} is a file", path=p, backend=self.name
+                )
+            # A raw metadata write: zarr's group creation would also write into every parent folder.
+            self.locator.write_meta(self.locator.key(d), _GROUP)
+
+    # ------------------------------------------------------------------ batches
+    def save_batch(self, data_list: Sequence[Any], paths: Sequence[P.PathLike], *, overwrite: bool = False, **options: Any) -> None:
+        """Check every path first; then plate planes are written per field and plain images in parallel threads."""
+        if len(data_list) != len(paths):
+            self._check_batch(data_list, paths, overwrite=overwrite)  # raises the shared message
+        logical = [P.normalize(p) for p in paths]
+        if len(set(logical)) != len(logical):
+            self._check_batch(data_list, paths, overwrite=overwrite)
+        parents: dict[str, dict[str, Any] | None] = {}
+        planes: list[tuple[PlaneTarget, np.ndarray]] = []
+        plain: list[tuple[str, np.ndarray]] = []
+        for data, p in zip(data_list, logical):
+            parent = P.parent(p)
+            if parent not in parents:
+                parents[parent] = self._meta(parent)
+            target = self.plates.target(p, parents[parent])
+            arr = self._as_array(data, p)
+            if target is None:
+                plain.append((p, arr))
+            else:
+                planes.append((target, arr))
+        if plain:
+            self._check_batch([a for _, a in plain], [p for p, _ in plain], overwrite=overwrite)
+        axes = {p: default_axes(a.ndim, options.get("axes")) for p, a in plain}
+        for p, a in plain:
+            self.config.chunk_shape(a.shape)
+        for parent in {t.plate for t, _ in planes}:
+            self._require_parent(P.join(parent, "x"))
+        self.plates.check(planes, overwrite)
+        labels = bool(options.get("labels", False))
+        if planes:
+            self.plates.save(planes, labels=labels)
+        if len(plain) > 1 and self.config.write_threads > 1:
+            with ThreadPoolExecutor(self.config.write_threads, thread_name_prefix="hcsvfs-zarr") as pool:
+                list(pool.map(lambda item: self._write_image(item[0], item[1], axes[item[0]], labels), plain))
+        else:
+            for p, a in plain:
+                self._write_image(p, a, axes[p], labels)
+
+    def load_batch(self, paths: Sequence[P.PathLike], **options: Any) -> list[Any]:
+        return [self.load(p, **options) for p in paths]
+
+    # ------------------------------------------------------------------ mutation
+    def delete_all(self, path: P.PathLike) -> None:
+        p = P.normalize(path)
+        st = self.stat(p)
+        if st.is_file:
+            self._delete_file(p)
+            return
+        self._check_not_root(p)
+        self.locator.delete_tree(self.locator.key(p))
+
+    def _delete_file(self, path: str) -> None:
+        kind, meta = self._resolve(path)
+        if kind == "plane":
+            self.plates.remove(P.parent(path), P.basename(path), meta)
+        else:
+            self.locator.delete_tree(self.locator.key(path))
+
+    def _delete_empty_dir(self, path: str) -> None:
+        self.locator.delete_tree(self.locator.key(path))
+
+    # ------------------------------------------------------------------ tools
+    def open_plate(self, path: P.PathLike) -> PlateInfo:
+        """Rows, columns, wells and fields of the plate at ``path``; ``.field(well, i)`` opens one field lazily."""
+        p = P.normalize(path)
+        meta = self._meta(p)
+        if node_kind(meta) != "plate":
+            raise InvalidPathError(f"{p!r} is not a plate on the zarr backend", path=p, backend=self.name)
+        assert meta is not None
+        return self.plates.info(p, meta)
+
+    def validate(self, path: P.PathLike) -> list[str]:
+        """Validate the image or plate at ``path`` with ome-zarr-models; returns what was checked, raises InvalidMetadataError."""
+        p = P.normalize(path)
+        kind, _ = self._resolve(p)
+        if kind is None:
+            raise self._not_found(p)
+        if kind == "plane":
+            p = P.parent(p)
+        group = zarr.open_group(StorePath(self.locator.store, self.locator.key(p)), mode="r")
+        return validate_group(group, p)
+
+    def rebuild_plate_metadata(self, path: P.PathLike) -> list[str]:
+        """Re-list the plate's complete wells from the wells themselves (after several processes wrote one plate)."""
+        return self.plates.rebuild(P.normalize(path))
+
+    # ------------------------------------------------------------------ helpers
+    def _as_array(self, data: Any, p: str) -> np.ndarray:
+        if isinstance(data, ZarrArrayView):
+            return data.read()
+        if isinstance(data, np.generic):
+            data = np.asarray(data)
+        if not arrays.is_array(data):
+            raise UnsupportedTypeError(
+                f"the zarr backend stores arrays, not {type(data).__name__} (at {p!r}); save it on the disk or memory backend",
+                path=p,
+                backend=self.name,
+            )
+        arr = arrays.to_numpy(data)
+        if arr.dtype.kind not in "biufc":
+            raise UnsupportedTypeError(
+                f"the zarr backend stores numeric arrays; {p!r} has dtype {arr.dtype}. Use the disk backend (.npy) for it",
+                path=p,
+                backend=self.name,
+            )
+        return arr
+
+    def __repr__(self) -> str:
+        return f"<ZarrStorageBackend {self.locator.describe()} {self.config.compression}>"
+

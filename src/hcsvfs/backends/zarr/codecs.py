@@ -1,0 +1,34 @@
+"""ZarrConfig -> zarr v3 codec chain, chunk and shard shapes for one array."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec
+
+from ...config import ZarrConfig
+
+__all__ = ["compressors", "array_layout"]
+
+_BLOSC_SHUFFLE = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}
+
+
+def compressors(config: ZarrConfig) -> list[Any]:
+    """The bytes-to-bytes codecs for ``config``: the compressor, then crc32c when checksums are on."""
+    chain: list[Any] = []
+    if config.compression in ("lz4", "zstd"):
+        chain.append(BloscCodec(cname=config.compression, clevel=config.compression_level, shuffle=_BLOSC_SHUFFLE[config.shuffle]))
+    elif config.compression == "gzip":
+        chain.append(GzipCodec(level=config.compression_level))
+    if config.checksum:
+        chain.append(Crc32cCodec())  # last on encode, so it is checked first on decode, before the decompressor
+    return chain
+
+
+def array_layout(config: ZarrConfig, shape: tuple[int, ...]) -> dict[str, Any]:
+    """Keyword arguments for ``zarr.create_array``: chunks, shards and compressors."""
+    return {
+        "chunks": config.chunk_shape(shape),
+        "shards": config.shard_shape(shape),
+        "compressors": compressors(config),
+    }

@@ -1,0 +1,76 @@
+"""Write one OME-Zarr image node: a hidden 'pending' group, its arrays, then the metadata that makes it visible."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import zarr
+
+from ...config import ZarrConfig
+from .codecs import array_layout
+from .ngff import image_attrs
+from .pyramid import downsample, level_shape
+from .store import StoreLocator
+
+__all__ = ["create_image", "write_levels", "commit_image", "level_count", "PENDING", "open_levels"]
+
+#: Attributes of a node being written: node_kind() says "internal", so listings and loads skip it.
+PENDING = {"hcsvfs": {"kind": "pending"}}
+
+
+def level_count(shape: tuple[int, ...], config: ZarrConfig) -> int:
+    """1 + the pyramid levels that still have at least 1 pixel on each side."""
+    n = 1
+    while n <= config.pyramid_levels and min(shape[-2:]) // 2**n >= 1:
+        n += 1
+    return n
+
+
+def create_image(
+    locator: StoreLocator, logical: str, shape: tuple[int, ...], dtype: np.dtype, config: ZarrConfig, axes: str | None
+) -> list[Any]:
+    """Create the (pending, invisible) image group at ``logical`` and its empty level arrays 0, 1, ..."""
+    node = locator.node(logical)
+    zarr.create_group(node, attributes=PENDING, overwrite=True)
+    arrays = []
+    for level in range(level_count(shape, config) if len(shape) >= 2 else 1):
+        s = level_shape(shape, level) if len(shape) >= 2 else shape
+        arrays.append(
+            zarr.create_array(
+                node,
+                name=str(level),
+                shape=s,
+                dtype=dtype,
+                fill_value=0,
+                dimension_names=list(axes) if axes else None,
+                **array_layout(config, s),
+            )
+        )
+    return arrays
+
+
+def write_levels(arrays: list[Any], data: np.ndarray, index: tuple[int, ...] = (), *, labels: bool = False) -> None:
+    """Write ``data`` at ``index`` of level 0 and its downsampled versions into the lower levels."""
+    arrays[0][index if index else ...] = data
+    current = data
+    for level in arrays[1:]:
+        current = downsample(current, labels=labels)
+        level[index if index else ...] = current
+
+
+def commit_image(locator: StoreLocator, logical: str, axes: str | None, levels: int, config: ZarrConfig, extra: dict[str, Any] | None = None) -> None:
+    """Write the image group's final metadata: the single write that makes the image visible."""
+    attrs: dict[str, Any] = {"hcsvfs": {"kind": "image", **(extra or {})}}
+    if config.ome_metadata and axes:
+        attrs["ome"] = image_attrs(axes, levels, logical.rsplit("/", 1)[-1])
+    locator.write_meta(locator.key(logical), {"zarr_format": 3, "node_type": "group", "attributes": attrs})
+
+
+def open_levels(locator: StoreLocator, logical: str, mode: str = "r") -> list[Any]:
+    """The level arrays of the image at ``logical``, full resolution first."""
+    key = locator.key(logical)
+    meta = locator.read_meta(key) or {}
+    ome = (meta.get("attributes") or {}).get("ome") or {}
+    paths = [d["path"] for d in ome["multiscales"][0]["datasets"]] if "multiscales" in ome else ["0"]
+    return [zarr.open_array(zarr.storage.StorePath(locator.store, f"{key}/{p}" if key else p), mode=mode) for p in paths]

@@ -1,0 +1,147 @@
+"""OME-NGFF 0.5 metadata: build image, well and plate attributes, classify nodes, validate with ome-zarr-models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ...errors import CorruptDataError
+
+__all__ = [
+    "NGFF_VERSION",
+    "InvalidMetadataError",
+    "default_axes",
+    "image_attrs",
+    "well_attrs",
+    "plate_attrs",
+    "node_kind",
+    "validate_group",
+]
+
+NGFF_VERSION = "0.5"
+_AXIS = {
+    "t": {"name": "t", "type": "time", "unit": "second"},
+    "c": {"name": "c", "type": "channel"},
+    "z": {"name": "z", "type": "space", "unit": "micrometer"},
+    "y": {"name": "y", "type": "space", "unit": "micrometer"},
+    "x": {"name": "x", "type": "space", "unit": "micrometer"},
+}
+_DEFAULT_AXES = {2: "yx", 3: "zyx", 4: "czyx", 5: "tczyx"}
+
+
+class InvalidMetadataError(CorruptDataError):
+    """OME-NGFF metadata does not validate against the specification."""
+
+
+def default_axes(ndim: int, axes: str | None = None) -> str | None:
+    """The NGFF axis names for an ``ndim`` array (``axes`` overrides); None where NGFF cannot describe the rank."""
+    if axes is None:
+        return _DEFAULT_AXES.get(ndim)
+    if len(axes) != ndim or set(axes) - set(_AXIS) or len(set(axes)) != ndim or not axes.endswith("yx"):
+        raise ValueError(
+            f"axes {axes!r} do not describe a {ndim}-D image; use {ndim} distinct letters from 'tczyx' in that "
+            "order, ending in 'yx' (e.g. 'cyx')"
+        )
+    if "".join(a for a in "tczyx" if a in axes) != axes:
+        raise ValueError(f"axes {axes!r} are out of NGFF order; NGFF wants time, then channel, then space (t, c, z, y, x)")
+    return axes
+
+
+def image_attrs(axes: str, levels: int, name: str) -> dict[str, Any]:
+    """``attributes.ome`` of an image group with ``levels`` datasets named 0, 1, ... (each 2x smaller in y, x)."""
+    datasets = []
+    for level in range(levels):
+        scale = [1.0 if a not in "yx" else float(2**level) for a in axes]
+        datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
+    return {
+        "version": NGFF_VERSION,
+        "multiscales": [{"name": name, "axes": [dict(_AXIS[a]) for a in axes], "datasets": datasets}],
+    }
+
+
+def well_attrs(fields: Iterable[str]) -> dict[str, Any]:
+    """``attributes.ome`` of a well group listing its field images."""
+    return {"version": NGFF_VERSION, "well": {"images": [{"path": f, "acquisition": 0} for f in fields]}}
+
+
+def plate_attrs(name: str, rows: list[str], columns: list[str], wells: Iterable[tuple[int, int]], field_count: int) -> dict[str, Any]:
+    """``attributes.ome`` of a plate: ``wells`` are 0-based (row, column) indices into ``rows``/``columns``."""
+    return {
+        "version": NGFF_VERSION,
+        "plate": {
+            "name": name,
+            "rows": [{"name": r} for r in rows],
+            "columns": [{"name": c} for c in columns],
+            "wells": [
+                {"path": f"{rows[r]}/{columns[c]}", "rowIndex": r, "columnIndex": c} for r, c in sorted(wells)
+            ],
+            "field_count": max(field_count, 1),
+            "acquisitions": [{"id": 0, "name": "hcsvfs"}],
+        },
+    }
+
+
+def node_kind(meta: dict[str, Any] | None) -> str | None:
+    """What a ``zarr.json`` means to the VFS: image, array, plate, internal, dir; None for no node."""
+    if meta is None:
+        return None
+    if meta.get("node_type") == "array":
+        return "array"
+    attrs = meta.get("attributes") or {}
+    own = (attrs.get("hcsvfs") or {}).get("kind")
+    if own in ("internal", "pending"):
+        return "internal"
+    ome = attrs.get("ome") or {}
+    if "plate" in ome or own == "plate":
+        return "plate"
+    if "well" in ome:
+        return "internal"
+    if "multiscales" in ome or own == "image":
+        return "image"
+    return "dir"
+
+
+def validate_group(group: Any, where: str) -> list[str]:
+    """Validate an NGFF 0.5 image or plate (every well and field of it) with ome-zarr-models; return what was checked."""
+    from ome_zarr_models.v05 import HCS, Image, Well
+    from pydantic import ValidationError
+
+    checked: list[str] = []
+    ome = dict(group.attrs).get("ome") or {}
+    try:
+        if "plate" in ome:
+            HCS.from_zarr(group)
+            checked.append(where)
+            for well in ome["plate"]["wells"]:
+                wg = group[well["path"]]
+                Well.from_zarr(wg)
+                checked.append(f"{where}/{well['path']}")
+                for image in wg.attrs["ome"]["well"]["images"]:
+                    Image.from_zarr(wg[image["path"]])
+                    checked.append(f"{where}/{well['path']}/{image['path']}")
+        elif "multiscales" in ome:
+            Image.from_zarr(group)
+            checked.append(where)
+        else:
+            raise InvalidMetadataError(
+                f"{where!r} has no OME-NGFF 0.5 image or plate metadata (attributes.ome.multiscales or .plate)",
+                path=where,
+                backend="zarr",
+            )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = "/".join(map(str, first.get("loc", ()))) or "metadata"
+        raise InvalidMetadataError(
+            f"{where!r} is not valid OME-NGFF {NGFF_VERSION} after {len(checked)} valid group(s): {loc}: {first['msg']}",
+            path=where,
+            backend="zarr",
+        ) from exc
+    except (KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, InvalidMetadataError):
+            raise
+        raise InvalidMetadataError(
+            f"{where!r} is not valid OME-NGFF {NGFF_VERSION} after {len(checked)} valid group(s): {type(exc).__name__}: {exc}",
+            path=where,
+            backend="zarr",
+        ) from exc
+    return checked

@@ -1,0 +1,393 @@
+"""The HCS plate layout: ``plate.zarr/<row>/<col>/<field>/0`` with axes t,c,z,y,x, and a filename index per well.
+
+A plane saved as ``plate.zarr/A01_s2_w3_z004_t001.tif`` lands at t=0, c=2,
+z=3 of field 1 of well A/1; the well's ``attributes.hcsvfs.index`` maps the
+name back. Order of writes: pixels, field metadata, well metadata and index,
+plate metadata; a reader never sees a name or a well whose data is incomplete.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ... import paths as P
+from ...config import ZarrConfig
+from ...errors import InvalidPathError, PathExistsError, StorageError
+from ...hcs import HCSName, parse_filename, row_index, row_name
+from .image import commit_image, create_image, open_levels, write_levels
+from .ngff import node_kind, plate_attrs, well_attrs
+from .store import StoreLocator
+from .view import ZarrArrayView
+
+__all__ = ["PlaneMismatchError", "PlaneTarget", "PlateLayout", "PlateInfo", "WellInfo", "PLATE_FOLDER"]
+
+#: A folder with this name (any case) holds a plate: names inside it must parse.
+PLATE_FOLDER = "plate.zarr"
+_FIELD_AXES = "tczyx"
+_INTERNAL = {"hcsvfs": {"kind": "internal"}}
+
+
+class PlaneMismatchError(StorageError, ValueError):
+    """A plane does not fit the field it belongs to (shape, dtype or rank); nothing was written."""
+
+
+@dataclass(frozen=True)
+class PlaneTarget:
+    """Where one HCS-named plane goes inside a plate."""
+
+    plate: str
+    filename: str
+    name: HCSName
+
+    @property
+    def row(self) -> str:
+        return row_name(self.name.row)
+
+    @property
+    def column(self) -> str:
+        return str(self.name.column + 1)
+
+    @property
+    def well(self) -> str:
+        return f"{self.plate}/{self.row}/{self.column}"
+
+    @property
+    def field_path(self) -> str:
+        return str(self.name.field - 1)
+
+    @property
+    def field(self) -> str:
+        return f"{self.well}/{self.field_path}"
+
+    @property
+    def index(self) -> tuple[int, int, int]:
+        """(t, c, z), 0-based."""
+        return self.name.t - 1, self.name.channel - 1, self.name.z - 1
+
+
+@dataclass
+class WellInfo:
+    """One well of an opened plate."""
+
+    row: str
+    column: str
+    fields: list[str]
+    files: dict[str, list[Any]] = field(default_factory=dict)  #: file name -> [field, t, c, z]
+
+
+@dataclass
+class PlateInfo:
+    """A plate's layout, read from its metadata; :meth:`field` opens one field lazily."""
+
+    path: str
+    rows: list[str]
+    columns: list[str]
+    wells: dict[str, WellInfo]
+    field_count: int
+    _layout: PlateLayout
+
+    def field(self, well: str, field: int | str = 0) -> ZarrArrayView:
+        """The lazy (t, c, z, y, x) array of ``field`` (0-based) in ``well`` (``A01``)."""
+        info = self.wells.get(well.upper())
+        if info is None or str(field) not in info.fields:
+            raise InvalidPathError(
+                f"plate {self.path!r} has no field {field} in well {well!r}; wells: {', '.join(sorted(self.wells)) or 'none'}",
+                path=self.path,
+                backend="zarr",
+            )
+        logical = f"{self.path}/{info.row}/{info.column}/{field}"
+        return ZarrArrayView(open_levels(self._layout.locator, logical)[0], logical)
+
+
+class PlateLayout:
+    """Reads and writes planes of plates in one store."""
+
+    def __init__(self, locator: StoreLocator, config: ZarrConfig) -> None:
+        self.locator = locator
+        self.config = config
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # ------------------------------------------------------------------ routing
+    def target(self, logical: str, parent_meta: dict[str, Any] | None) -> PlaneTarget | None:
+        """The plate target of ``logical``, None for a plain image; InvalidPathError for a bad name inside a plate."""
+        parent, filename = P.parent(logical), P.basename(logical)
+        is_plate = node_kind(parent_meta) == "plate"
+        parser = self._parser(parent_meta)
+        parsed = parse_filename(filename, parser)
+        if parsed is not None and (is_plate or parent.lower().endswith(".zarr")):
+            return PlaneTarget(parent, filename, parsed)
+        if parsed is None and (is_plate or P.basename(parent).lower() == PLATE_FOLDER):
+            raise InvalidPathError(
+                f"{filename!r} is not an HCS image name ({parser} parser), so it cannot go into plate {parent!r}. "
+                "Name planes like 'A01_s1_w2_z003_t001.tif' (ASCII; z and t optional), or save other files outside the plate",
+                path=logical,
+                backend="zarr",
+            )
+        return None
+
+    def _parser(self, plate_meta: dict[str, Any] | None) -> str:
+        own = ((plate_meta or {}).get("attributes") or {}).get("hcsvfs") or {}
+        return own.get("parser", self.config.filename_parser)
+
+    def _lock(self, plate: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(plate, threading.Lock())
+
+    # ------------------------------------------------------------------ reading
+    def _well_meta(self, well: str) -> dict[str, Any]:
+        return self.locator.read_meta(self.locator.key(well)) or {}
+
+    def lookup(self, plate: str, filename: str, plate_meta: dict[str, Any] | None) -> tuple[str, tuple[int, ...]] | None:
+        """(field path, (t, c, z)) of a saved file name, or None."""
+        parsed = parse_filename(filename, self._parser(plate_meta))
+        if parsed is None:
+            return None
+        t = PlaneTarget(plate, filename, parsed)
+        entry = _index(self._well_meta(t.well)).get(filename)
+        if entry is None:
+            return None
+        return f"{t.well}/{entry[0]}", tuple(entry[1:])
+
+    def names(self, plate: str, plate_meta: dict[str, Any] | None) -> list[str]:
+        """Every file name saved into the plate, sorted."""
+        ome = ((plate_meta or {}).get("attributes") or {}).get("ome") or {}
+        out: list[str] = []
+        for well in (ome.get("plate") or {}).get("wells", []):
+            out.extend(_index(self._well_meta(f"{plate}/{well['path']}")))
+        return sorted(out)
+
+    def open_plane(self, plate: str, filename: str, plate_meta: dict[str, Any] | None) -> ZarrArrayView | None:
+        found = self.lookup(plate, filename, plate_meta)
+        if found is None:
+            return None
+        field_path, index = found
+        return ZarrArrayView(open_levels(self.locator, field_path)[0], P.join(plate, filename), prefix=index)
+
+    def info(self, plate: str, plate_meta: dict[str, Any]) -> PlateInfo:
+        ome = (plate_meta.get("attributes") or {}).get("ome") or {}
+        meta = ome.get("plate") or {}
+        wells: dict[str, WellInfo] = {}
+        for w in meta.get("wells", []):
+            r, c = w["path"].split("/")
+            wm = self._well_meta(f"{plate}/{w['path']}")
+            fields = [i["path"] for i in ((wm.get("attributes") or {}).get("ome") or {}).get("well", {}).get("images", [])]
+            wells[f"{r}{int(c):02d}"] = WellInfo(r, c, fields, _index(wm))
+        return PlateInfo(
+            plate,
+            [r["name"] for r in meta.get("rows", [])],
+            [c["name"] for c in meta.get("columns", [])],
+            wells,
+            int(meta.get("field_count", 0)),
+            self,
+        )
+
+    # ------------------------------------------------------------------ writing
+    def check(self, items: Sequence[tuple[PlaneTarget, np.ndarray]], overwrite: bool) -> None:
+        """Refuse, before anything is written, planes that exist (without overwrite) or do not fit their field."""
+        by_field: dict[str, list[tuple[PlaneTarget, np.ndarray]]] = defaultdict(list)
+        indices: dict[str, dict[str, Any]] = {}
+        for t, data in items:
+            by_field[t.field].append((t, data))
+            if t.well not in indices:
+                indices[t.well] = _index(self._well_meta(t.well))
+            if not overwrite and t.filename in indices[t.well]:
+                raise PathExistsError(
+                    f"{P.join(t.plate, t.filename)!r} already exists on the zarr backend; pass overwrite=True to replace it",
+                    path=P.join(t.plate, t.filename),
+                    backend="zarr",
+                )
+        for field_path, planes in by_field.items():
+            first_t, first = planes[0]
+            existing = self.locator.read_meta(self.locator.key(f"{field_path}/0"))
+            shape, dtype = (tuple(existing["shape"][-2:]), existing["data_type"]) if existing else (first.shape, str(first.dtype))
+            for t, data in planes:
+                where = P.join(t.plate, t.filename)
+                if data.ndim != 2:
+                    raise PlaneMismatchError(
+                        f"{where!r}: a plate plane must be 2-D (y, x), got shape {data.shape}; save each z, channel "
+                        "and time point under its own name (_z, _w, _t)",
+                        path=where,
+                        backend="zarr",
+                    )
+                if tuple(data.shape) != tuple(shape) or str(data.dtype) != dtype:
+                    raise PlaneMismatchError(
+                        f"{where!r}: plane {data.shape} {data.dtype} does not match field {field_path!r} "
+                        f"({tuple(shape)} {dtype}); every plane of a field needs the same shape and dtype",
+                        path=where,
+                        backend="zarr",
+                    )
+
+    def save(self, items: Sequence[tuple[PlaneTarget, np.ndarray]], *, labels: bool = False) -> None:
+        """Write checked planes: each field once (new fields) in a thread pool; commit each well when its fields are done."""
+        by_field: dict[str, list[tuple[PlaneTarget, np.ndarray]]] = defaultdict(list)
+        for t, data in items:
+            by_field[t.field].append((t, data))
+        for plate in {t.plate for t, _ in items}:
+            self._make_plate(plate)
+        fields_left: dict[str, int] = defaultdict(int)
+        for planes in by_field.values():
+            fields_left[planes[0][0].well] += 1
+        done: dict[str, list[PlaneTarget]] = defaultdict(list)
+
+        def finish(planes: list[tuple[PlaneTarget, np.ndarray]]) -> None:
+            well = planes[0][0].well
+            done[well].extend(t for t, _ in planes)
+            fields_left[well] -= 1
+            if fields_left[well] == 0:
+                self._commit_well(done.pop(well))
+
+        workers = self.config.write_threads
+        if workers == 1 or len(by_field) == 1:
+            for planes in by_field.values():
+                self._write_field(planes, labels)
+                finish(planes)
+            return
+        # A sliding window of 2 tasks per thread keeps at most that many field buffers alive.
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hcsvfs-zarr") as pool:
+            pending: dict[Future[None], list[tuple[PlaneTarget, np.ndarray]]] = {}
+            queue = list(by_field.values())
+            while queue or pending:
+                while queue and len(pending) < 2 * workers:
+                    planes = queue.pop(0)
+                    pending[pool.submit(self._write_field, planes, labels)] = planes
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    planes = pending.pop(fut)
+                    fut.result()
+                    finish(planes)
+
+    def _write_field(self, planes: list[tuple[PlaneTarget, np.ndarray]], labels: bool) -> None:
+        field_path = planes[0][0].field
+        first = planes[0][1]
+        need = tuple(max(t.index[i] for t, _ in planes) + 1 for i in range(3))
+        existing = self.locator.read_meta(self.locator.key(f"{field_path}/0")) is not None
+        if not existing:
+            # A new field: assemble it once and write it in one go (one shard in the default layout).
+            buf = np.zeros((*need, *first.shape), dtype=first.dtype)
+            for t, data in planes:
+                buf[t.index] = data
+            arrays = create_image(self.locator, field_path, buf.shape, buf.dtype, self.config, _FIELD_AXES)
+            write_levels(arrays, buf, labels=labels)
+            commit_image(self.locator, field_path, _FIELD_AXES, len(arrays), self.config)
+            return
+        with self._lock(field_path):
+            arrays = open_levels(self.locator, field_path, mode="r+")
+            old = arrays[0].shape
+            grown = tuple(max(a, b) for a, b in zip(old[:3], need))
+            if grown != tuple(old[:3]):
+                for level in arrays:
+                    level.resize((*grown, *level.shape[3:]))
+            for t, data in planes:
+                write_levels(arrays, data, t.index, labels=labels)
+
+    def _make_plate(self, plate: str) -> None:
+        """Mark ``plate`` (an existing, empty plain folder, or a plate) as a plate."""
+        key = self.locator.key(plate)
+        meta = self.locator.read_meta(key)
+        if node_kind(meta) == "plate":
+            return
+        others = [n for n in self.locator.children(key) if n != "zarr.json"]
+        if others:
+            raise InvalidPathError(
+                f"{plate!r} already holds other entries ({', '.join(sorted(others)[:5])}); a plate needs a folder of "
+                "its own. Save the planes under a new *.zarr folder",
+                path=plate,
+                backend="zarr",
+            )
+        attrs = {"hcsvfs": {"kind": "plate", "parser": self.config.filename_parser}}
+        self.locator.write_meta(key, {"zarr_format": 3, "node_type": "group", "attributes": attrs})
+
+    def _commit_well(self, targets: list[PlaneTarget]) -> None:
+        """Add the names of a completed well to its index, then list the well in the plate (metadata last)."""
+        first = targets[0]
+        with self._lock(first.plate):
+            loc = self.locator
+            row_key = loc.key(f"{first.plate}/{first.row}")
+            if node_kind(loc.read_meta(row_key)) != "internal":
+                loc.write_meta(row_key, {"zarr_format": 3, "node_type": "group", "attributes": _INTERNAL})
+            wkey = loc.key(first.well)
+            wmeta = loc.read_meta(wkey) or {}
+            attrs = wmeta.get("attributes") or {}
+            index = dict(_index(wmeta))
+            fields = {i["path"] for i in ((attrs.get("ome") or {}).get("well") or {}).get("images", [])}
+            for t in targets:
+                index[t.filename] = [t.field_path, *t.index]
+                fields.add(t.field_path)
+            ordered = sorted(fields, key=int)
+            loc.write_meta(
+                wkey,
+                {"zarr_format": 3, "node_type": "group", "attributes": {"ome": well_attrs(ordered), "hcsvfs": {"kind": "well", "index": index}}},
+            )
+            self._update_plate(first.plate, {(first.name.row, first.name.column): len(ordered)})
+
+    def _update_plate(self, plate: str, wells: dict[tuple[int, int], int], *, replace: bool = False) -> None:
+        key = self.locator.key(plate)
+        meta = self.locator.read_meta(key) or {}
+        attrs = meta.get("attributes") or {}
+        own = attrs.get("hcsvfs") or {"kind": "plate", "parser": self.config.filename_parser}
+        counts: dict[tuple[int, int], int] = {} if replace else dict(_well_counts(attrs))
+        counts.update(wells)
+        if counts:
+            rows = [row_name(i) for i in range(max(r for r, _ in counts) + 1)]
+            columns = [str(i + 1) for i in range(max(c for _, c in counts) + 1)]
+            own = {**own, "field_counts": {f"{rows[r]}/{columns[c]}": n for (r, c), n in sorted(counts.items())}}
+            ome = plate_attrs(P.basename(plate), rows, columns, counts, max(counts.values()))
+            attrs = {"ome": ome, "hcsvfs": own}
+        else:
+            attrs = {"hcsvfs": own}
+        self.locator.write_meta(key, {"zarr_format": 3, "node_type": "group", "attributes": attrs})
+
+    def remove(self, plate: str, filename: str, plate_meta: dict[str, Any] | None) -> None:
+        """Forget one saved name; a well with no names left is deleted and dropped from the plate."""
+        t = PlaneTarget(plate, filename, parse_filename(filename, self._parser(plate_meta)))  # type: ignore[arg-type]
+        with self._lock(plate):
+            wkey = self.locator.key(t.well)
+            wmeta = self.locator.read_meta(wkey) or {}
+            index = dict(_index(wmeta))
+            index.pop(filename, None)
+            if index:
+                wmeta["attributes"]["hcsvfs"]["index"] = index
+                self.locator.write_meta(wkey, wmeta)
+                return
+            counts = _well_counts((self.locator.read_meta(self.locator.key(plate)) or {}).get("attributes") or {})
+            counts.pop((t.name.row, t.name.column), None)
+            self._update_plate(plate, counts, replace=True)  # unlist first, then delete: never a listed, missing well
+            self.locator.delete_tree(wkey)
+
+    def rebuild(self, plate: str) -> list[str]:
+        """Re-list every complete well of ``plate`` from the wells themselves (after several processes wrote it)."""
+        key = self.locator.key(plate)
+        counts: dict[tuple[int, int], int] = {}
+        found: list[str] = []
+        with self._lock(plate):
+            for row in self.locator.children(key):
+                if row == "zarr.json" or not row.isalpha():
+                    continue
+                for col in self.locator.children(f"{key}/{row}" if key else row):
+                    if not col.isdigit():
+                        continue
+                    wm = self.locator.read_meta(self.locator.key(f"{plate}/{row}/{col}"))
+                    ome = ((wm or {}).get("attributes") or {}).get("ome") or {}
+                    if "well" in ome and _index(wm):
+                        counts[(row_index(row), int(col) - 1)] = len(ome["well"]["images"])
+                        found.append(f"{row}{int(col):02d}")
+            self._update_plate(plate, counts, replace=True)
+        return sorted(found)
+
+
+def _index(meta: dict[str, Any] | None) -> dict[str, list[Any]]:
+    return (((meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("index") or {}
+
+
+def _well_counts(attrs: dict[str, Any]) -> dict[tuple[int, int], int]:
+    plate = (attrs.get("ome") or {}).get("plate") or {}
+    counts = ((attrs.get("hcsvfs") or {}).get("field_counts")) or {}
+    return {(w["rowIndex"], w["columnIndex"]): int(counts.get(w["path"], 1)) for w in plate.get("wells", [])}

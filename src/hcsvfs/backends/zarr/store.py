@@ -1,0 +1,128 @@
+"""Where the bytes live: one zarr Store and the mapping from logical paths to its keys.
+
+This is the only module that knows whether the store is a local folder, an
+fsspec URL or an in-memory store; everything else talks to zarr through the
+``StorePath`` values it hands out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from zarr.abc.store import Store
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+from zarr.storage import FsspecStore, LocalStore, StorePath
+
+from ... import paths as P
+from ...errors import InvalidPathError
+
+__all__ = ["StoreLocator"]
+
+_META = "zarr.json"
+
+
+class StoreLocator:
+    """Maps logical paths to keys of one zarr store.
+
+    ``root=None``: a local store where relative paths resolve against the
+    working directory and absolute paths are used as they are. ``root=`` a
+    folder (a jail, as on the disk backend) or a URL (``s3://bucket/x``, via
+    fsspec). ``store=`` any zarr Store, also a jail.
+    """
+
+    def __init__(self, root: P.PathLike | None = None, store: Store | None = None, storage_options: dict[str, Any] | None = None) -> None:
+        if root is not None and store is not None:
+            raise ValueError("give the zarr backend a root or a store, not both")
+        if isinstance(root, str) and "://" in root:
+            store = FsspecStore.from_url(root, storage_options=storage_options or {})
+            root = None
+        self._rooted: P.RootedPath | None = None
+        if store is None:
+            self._rooted = P.RootedPath(root)
+            if root is not None:
+                self._rooted.root.mkdir(parents=True, exist_ok=True)
+            # Keys are absolute physical paths without the leading "/", so one store serves cwd-relative and absolute paths.
+            store = LocalStore("/")
+        self.store: Store = store
+
+    @property
+    def local_root(self) -> Path | None:
+        """The folder of a local jail (None for the unjailed cwd mode and for other stores)."""
+        return self._rooted.root if self._rooted is not None and self._rooted.jailed else None
+
+    def describe(self) -> str:
+        if self._rooted is not None:
+            return str(self._rooted.root) if self._rooted.jailed else "cwd"
+        return repr(self.store)
+
+    # ------------------------------------------------------------------ mapping
+    def key(self, logical: str) -> str:
+        """The store key (no leading or trailing '/') of a normalised logical path; '' is the store root."""
+        if self._rooted is not None:
+            physical = self._rooted.physical(logical)
+            return physical.as_posix().lstrip("/")
+        if logical == ".":
+            return ""
+        if logical.startswith("/") or logical == ".." or logical.startswith("../"):
+            raise InvalidPathError(
+                f"path {logical!r} leaves this zarr store; use a path relative to the store's root", path=logical
+            )
+        return logical
+
+    def node(self, logical: str) -> StorePath | Store:
+        """A store rooted *at* ``logical``, for creating nodes there.
+
+        zarr writes group metadata into every missing parent of a new node; rooting the
+        store at the node keeps that inside it (never ``/tmp/zarr.json`` in cwd mode).
+        """
+        if self._rooted is not None:
+            return LocalStore(self._rooted.physical(logical))
+        return StorePath(self.store, self.key(logical))
+
+    # ------------------------------------------------------------------ raw access
+    def read_meta(self, key: str) -> dict[str, Any] | None:
+        """The parsed ``zarr.json`` of the node at ``key``, or None if there is none."""
+        buf = sync(self.store.get(_join(key, _META), prototype=default_buffer_prototype()))
+        if buf is None:
+            return None
+        try:
+            return json.loads(buf.to_bytes())
+        except ValueError:
+            return None
+
+    def write_meta(self, key: str, meta: dict[str, Any]) -> None:
+        """Replace the ``zarr.json`` at ``key`` in one store write (the commit point of a node)."""
+        data = json.dumps(meta, indent=2).encode()
+        sync(self.store.set(_join(key, _META), default_buffer_prototype().buffer.from_bytes(data)))
+
+    def children(self, key: str) -> list[str]:
+        """Names directly below ``key`` in the store (files and prefixes alike)."""
+        return sync(_collect(self.store.list_dir(key)))
+
+    def has_children(self, key: str) -> bool:
+        try:
+            return bool(self.children(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+
+    def size(self, key: str) -> int:
+        """Bytes stored under ``key`` (a node and all it holds)."""
+        return int(sync(self.store.getsize_prefix(key)))
+
+    def delete_tree(self, key: str) -> None:
+        """Remove ``key`` and everything below it."""
+        sync(self.store.delete_dir(key))
+
+    def delete_key(self, key: str) -> None:
+        sync(self.store.delete(key))
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}/{name}" if key else name
+
+
+async def _collect(it: Any) -> list[str]:
+    return [x async for x in it]

@@ -1,0 +1,69 @@
+"""ZarrArrayView: the lazy array ``load`` returns; indexing decodes only the chunks it touches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .integrity import decode_errors
+
+__all__ = ["ZarrArrayView"]
+
+
+class ZarrArrayView:
+    """A read-only, lazy view of a zarr array, or of one (y, x) plane of it when ``prefix`` fixes the leading axes.
+
+    ``view[...]`` and ``np.asarray(view)`` return numpy; ``view.zarr`` is the
+    underlying ``zarr.Array`` (for ``dask.array.from_zarr``).
+    """
+
+    def __init__(self, array: Any, path: str, prefix: tuple[int, ...] = ()) -> None:
+        self.zarr = array
+        self.path = path
+        self._prefix = prefix
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.zarr.shape[len(self._prefix) :])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.zarr.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if all(isinstance(k, (int, np.integer, slice)) or k is Ellipsis for k in key) and key.count(Ellipsis) <= 1:
+            if Ellipsis in key:
+                i = key.index(Ellipsis)
+                key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
+            with decode_errors(self.path):
+                return np.asarray(self.zarr[self._prefix + key])
+        return self.read()[key]  # fancy indexing: decode the (plane) array, then let numpy index it
+
+    def read(self) -> np.ndarray:
+        """Decode everything the view covers into a numpy array."""
+        with decode_errors(self.path):
+            return np.asarray(self.zarr[self._prefix] if self._prefix else self.zarr[...])
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        out = self.read()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"<ZarrArrayView {self.path!r} shape={self.shape} dtype={self.dtype}>"

@@ -1,0 +1,97 @@
+"""Configuration objects for the storage backends (a leaf module: no zarr import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+__all__ = ["ZarrConfig", "COMPRESSIONS", "SHUFFLES"]
+
+#: Codec names ZarrConfig accepts; lz4 and zstd run inside Blosc (multi-threaded, with shuffle).
+COMPRESSIONS = ("lz4", "zstd", "gzip", "none")
+SHUFFLES = ("byte", "bit", "none")
+
+ChunkSpec = Union[None, Literal["plane"], tuple[int, ...]]
+ShardSpec = Union[None, Literal["field"], tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class ZarrConfig:
+    """How the zarr backend lays out and encodes arrays; invalid values raise ValueError at construction.
+
+    ``chunks="plane"`` (default) is one chunk per (y, x) plane, ``None`` one
+    chunk per array, a tuple an explicit chunk shape. ``shards="field"``
+    (default) packs all chunks of one array (one field of a plate) into one
+    shard object; ``None`` stores every chunk as its own object.
+    """
+
+    compression: str = "lz4"
+    compression_level: int = 1
+    shuffle: str = "byte"
+    chunks: ChunkSpec = "plane"
+    shards: ShardSpec = "field"
+    checksum: bool = False
+    pyramid_levels: int = 0
+    ome_metadata: bool = True
+    write_threads: int = 2
+    filename_parser: str = "imagexpress"
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"unknown compression {self.compression!r}; valid values: {', '.join(COMPRESSIONS)}")
+        if not isinstance(self.compression_level, int) or not 0 <= self.compression_level <= 9:
+            raise ValueError(f"compression_level must be an int from 0 to 9, got {self.compression_level!r}")
+        if self.shuffle not in SHUFFLES:
+            raise ValueError(f"unknown shuffle {self.shuffle!r}; valid values: {', '.join(SHUFFLES)}")
+        _check_shape_spec("chunks", self.chunks, "plane")
+        _check_shape_spec("shards", self.shards, "field")
+        if isinstance(self.chunks, tuple) and isinstance(self.shards, tuple):
+            if len(self.chunks) != len(self.shards):
+                raise ValueError(
+                    f"chunks {self.chunks} and shards {self.shards} have different ranks; give both the same length"
+                )
+            if any(s % c for s, c in zip(self.shards, self.chunks)):
+                raise ValueError(f"every shard size must be a multiple of the chunk size: shards {self.shards}, chunks {self.chunks}")
+        if not isinstance(self.pyramid_levels, int) or not 0 <= self.pyramid_levels <= 10:
+            raise ValueError(f"pyramid_levels must be an int from 0 to 10, got {self.pyramid_levels!r}")
+        if not isinstance(self.write_threads, int) or self.write_threads < 1:
+            raise ValueError(f"write_threads must be a positive int, got {self.write_threads!r}")
+
+    def chunk_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The chunk shape for an array of ``shape``; ValueError if an explicit tuple has the wrong rank."""
+        if self.chunks is None:
+            return tuple(max(1, n) for n in shape)
+        if self.chunks == "plane":
+            return tuple(1 for _ in shape[:-2]) + tuple(max(1, n) for n in shape[-2:])
+        return _fit("chunks", self.chunks, shape)
+
+    def shard_shape(self, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+        """The shard shape for an array of ``shape``, or None for no sharding (also when one chunk fills it)."""
+        chunks = self.chunk_shape(shape)
+        if self.shards is None:
+            return None
+        if self.shards == "field":
+            full = tuple(max(1, n) for n in shape)
+            shard = tuple(-(-f // c) * c for f, c in zip(full, chunks))  # round up to whole chunks
+        else:
+            shard = _fit("shards", self.shards, shape)
+            if any(s % c for s, c in zip(shard, chunks)):
+                raise ValueError(f"shards {shard} are not a multiple of chunks {chunks}")
+        return None if shard == chunks else shard
+
+
+def _check_shape_spec(name: str, value: object, word: str) -> None:
+    if value is None or value == word:
+        return
+    if isinstance(value, tuple) and value and all(isinstance(n, int) and n > 0 for n in value):
+        return
+    raise ValueError(f"{name} must be None, {word!r} or a tuple of positive ints, got {value!r}")
+
+
+def _fit(name: str, spec: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    if len(spec) != len(shape):
+        raise ValueError(
+            f"{name} {spec} has rank {len(spec)} but the array has rank {len(shape)} (shape {shape}); "
+            f"use {name}='plane' or None, or a tuple of length {len(shape)}"
+        )
+    return tuple(min(c, max(1, n)) for c, n in zip(spec, shape))
