@@ -107,8 +107,8 @@ class ObjectStoreBackend(StorageBackend):
     ) -> None:
         import fsspec
 
-        self.url = url.rstrip("/")
-        protocol = fsspec.core.split_protocol(self.url)[0] or "file"
+        protocol = fsspec.core.split_protocol(url)[0] or "file"
+        self.url = url if url.endswith("://") else url.rstrip("/")
         options = dict(storage_options)
         if endpoint_url is not None:
             options["endpoint_url"] = endpoint_url
@@ -121,7 +121,7 @@ class ObjectStoreBackend(StorageBackend):
             self.fs.retries = _S3_RETRIES
         self._root = root.rstrip("/") if root not in ("/", "") else root
         self._is_local = "file" in _protocols(self.fs)
-        if self._is_s3 and not self._root:
+        if self._is_s3 and not self._root.strip("/"):
             raise InvalidPathError(f"{self.url!r} names no bucket; mount a URL such as 's3://bucket/prefix'", path=self.url)
         self.cache = cache
         self.formats = formats if formats is not None else default_formats
