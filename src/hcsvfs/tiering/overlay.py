@@ -111,7 +111,8 @@ class MemoryOverlay(StorageBackend):
         self._index = MemoryStorageBackend(store=self._store)  # the namespace: path -> _Entry or DIRECTORY
         self._cond = threading.Condition(threading.RLock())
         self._lru: OrderedDict[_Entry, None] = OrderedDict()  # spill candidates, oldest use first
-        self._resident = 0
+        self._resident = 0  # bytes of the objects held in memory
+        self._reserved = 0  # bytes admitted by saves that are not inserted yet
         self._in_flight = 0
         self._counters = OverlayCounters()
         self._last_error: str | None = None
@@ -132,18 +133,21 @@ class MemoryOverlay(StorageBackend):
         size = _sizeof(data)
         self._admit(size, p)
         with self._cond:
-            old = self._idle_entry(p)
-            entry = _Entry(p, data, size, dict(options))
-            self._index.save(entry, p, overwrite=overwrite)  # the contract's checks and errors
-            if old is not None:
-                self._discard(old)
-            self._resident += size
-            self._lru[entry] = None
-            self._counters.note_peak(self._resident)
+            try:
+                old = self._idle_entry(p)
+                entry = _Entry(p, data, size, dict(options))
+                self._index.save(entry, p, overwrite=overwrite)  # the contract's checks and errors
+                if old is not None:
+                    self._discard(old)
+                self._resident += size
+                self._lru[entry] = None
+                self._counters.note_peak(self._resident)
+            finally:
+                self._reserved -= size
         self._relieve()
 
     def load(self, path: P.PathLike, **options: Any) -> Any:
-        return self._fetch(P.normalize(path), options, force_cache=False)
+        return self._fetch(P.normalize(path), options, pin=False)
 
     def stat(self, path: P.PathLike) -> StatResult:
         p = P.normalize(path)
@@ -243,7 +247,7 @@ class MemoryOverlay(StorageBackend):
                     entry.pinned = True
                     self._lru.pop(entry, None)
                     return
-            self._fetch(p, {}, force_cache=True)
+            self._fetch(p, {}, pin=True)  # restores and pins in one step, so it cannot be spilled in between
 
     def unpin(self, path: P.PathLike) -> None:
         """Let ``path`` be spilled again."""
@@ -338,7 +342,8 @@ class MemoryOverlay(StorageBackend):
 
     def _fits(self, size: int) -> bool:
         process = self._process()
-        return self._resident + size <= self.pause_bytes and (process is None or process <= self.pause_bytes)
+        within = self._resident + self._reserved + size <= self.pause_bytes
+        return within and (process is None or process <= self.pause_bytes)
 
     def _above_spill(self) -> bool:
         process = self._process()
@@ -363,6 +368,7 @@ class MemoryOverlay(StorageBackend):
         while True:
             with self._cond:
                 if self._fits(size):
+                    self._reserved += size  # held until save() inserts the entry
                     if deadline is not None:
                         self._counters.pause_seconds += time.monotonic() - (deadline - self.pause_timeout)
                     return
@@ -458,7 +464,7 @@ class MemoryOverlay(StorageBackend):
         self._cond.notify_all()
 
     # ------------------------------------------------------------------ restoring
-    def _fetch(self, p: str, options: dict[str, Any], *, force_cache: bool) -> Any:
+    def _fetch(self, p: str, options: dict[str, Any], *, pin: bool) -> Any:
         """Return the object at ``p``, bringing it back from the persistent tier if it was spilled."""
         with self._cond:
             while True:
@@ -489,10 +495,12 @@ class MemoryOverlay(StorageBackend):
         with self._cond:
             self._counters.restored(size, time.perf_counter() - start)
             entry.io = None
-            if force_cache or size <= self.target_bytes:
+            # Cached only within the pause threshold (a pin insists); otherwise the caller just gets the object.
+            if pin or (size <= self.target_bytes and self._fits(size)):
                 entry.obj, entry.size = obj, size
                 self._resident += size
                 self._counters.note_peak(self._resident)
+                entry.pinned = entry.pinned or pin
                 if not entry.pinned and entry.unspillable is None:
                     self._lru[entry] = None
             self._cond.notify_all()
