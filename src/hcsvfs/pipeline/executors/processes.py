@@ -1,0 +1,110 @@
+"""Process-pool executor: wells in parallel worker processes on one machine.
+
+Workers are spawned (no forked locks or threads). Intermediates can go to a
+shared-memory backend owned by this process (``share_intermediates=True``),
+so they are visible across processes and their segments are unlinked here
+when the run ends, however the workers ended. A worker that dies (SIGKILL,
+OOM killer) breaks the pool: the pool is rebuilt and the wells that were in
+flight are tried again, each such loss counting as one attempt.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import ProcessPoolExecutor as _Pool
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+
+from ..errors import StepFailedError
+from ..pipeline import PlateJob, RetryPolicy, run_well
+from .base import Executor, Outcome, WellCallback
+
+__all__ = ["ProcessPoolExecutor"]
+
+
+class ProcessPoolExecutor(Executor):
+    """Run wells on ``workers`` spawned processes; at most ``workers`` wells are in flight at once."""
+
+    def __init__(self, workers: int = 2, *, share_intermediates: bool = False) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.share_intermediates = share_intermediates
+
+    def run(
+        self, job: PlateJob, wells: Sequence[str], retry: RetryPolicy, on_well: WellCallback | None = None
+    ) -> dict[str, Outcome]:
+        shared = None
+        if self.share_intermediates:
+            from ...backends.shared_memory import SharedMemoryStorageBackend
+
+            shared = SharedMemoryStorageBackend()
+            job = replace(job, storage=replace(job.storage, shared_memory_namespace=shared.namespace))
+        try:
+            return self._run(job, list(wells), retry, on_well)
+        finally:
+            if shared is not None:
+                shared.close()  # unlinks every segment, also those of workers killed mid-well
+
+    def _run(self, job: PlateJob, wells: list[str], retry: RetryPolicy, on_well: WellCallback | None) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        attempts = {w: 0 for w in wells}
+        queue = list(wells)
+        context = mp.get_context("spawn")
+        while queue:
+            pool = _Pool(max_workers=self.workers, mp_context=context)
+            running: dict[Future, str] = {}
+            broken = False
+            try:
+                while (queue or running) and not broken:
+                    while queue and len(running) < self.workers:
+                        well = queue.pop(0)
+                        attempts[well] += 1
+                        running[pool.submit(run_well, job, well, attempts[well])] = well
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        well = running.pop(future)
+                        try:
+                            outcomes[well] = future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            self._lost(well, attempts, retry, queue, outcomes, on_well)
+                            continue
+                        except Exception as exc:
+                            outcomes[well] = exc
+                            if attempts[well] < retry.max_attempts:
+                                queue.append(well)
+                                continue
+                        if on_well is not None:
+                            on_well(well, outcomes[well])
+                if broken:
+                    # Every well still in flight died with the pool: try each again per policy.
+                    for well in running.values():
+                        self._lost(well, attempts, retry, queue, outcomes, on_well)
+            finally:
+                pool.shutdown(wait=not broken, cancel_futures=True)
+        return outcomes
+
+    @staticmethod
+    def _lost(
+        well: str,
+        attempts: dict[str, int],
+        retry: RetryPolicy,
+        queue: list[str],
+        outcomes: dict[str, Outcome],
+        on_well: WellCallback | None,
+    ) -> None:
+        if attempts[well] < retry.max_attempts:
+            queue.append(well)
+            return
+        outcomes[well] = StepFailedError(
+            f"well {well} failed: its worker process died ({attempts[well]} attempt(s)); look for the OOM killer "
+            "or a crash in native code, or lower the memory budget",
+            well=well,
+            step="(worker lost)",
+            traceback="",
+        )
+        if on_well is not None:
+            on_well(well, outcomes[well])

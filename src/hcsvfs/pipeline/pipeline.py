@@ -1,0 +1,307 @@
+"""Pipeline: a list of steps run well by well, intermediates in memory, the last output to an OME-Zarr plate.
+
+The unit of work is a well (:func:`run_well`): it needs only a picklable
+:class:`PlateJob`, so an executor can run it in this process, a process pool
+or on a Dask worker. A finished well leaves a marker next to the output; a
+rerun skips wells whose marker exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import paths as P
+from ..backends.base import StorageBackend
+from ..filemanager import FileManager
+from ..registry import create_default_registry
+from .context import ProcessingContext
+from .errors import PipelineError, PlateFailedError, StepFailedError
+from .ingest import FilenameParser, PlateLayout, scan_plate
+from .steps import AbstractStep
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .executors.base import Executor
+
+__all__ = ["Pipeline", "StorageConfig", "PlateJob", "RetryPolicy", "WellResult", "RunReport", "run_well"]
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """How every process (parent or worker) builds its FileManager; plain values, so it pickles.
+
+    ``budget`` puts intermediates on a MemoryOverlay of that many bytes per
+    process (spilling to a temp folder); ``shared_memory_namespace`` attaches
+    the shared-memory backend of a parent; ``backends`` adds (name, factory)
+    pairs, e.g. an object store for the output.
+    """
+
+    input_backend: str = "disk"
+    output_backend: str = "zarr"
+    intermediate_backend: str = "memory"
+    state_backend: str = "disk"
+    budget: int | str | None = None
+    spill_dir: str | None = None
+    shared_memory_namespace: str | None = None
+    backends: tuple[tuple[str, Callable[[], StorageBackend]], ...] = ()
+
+    @property
+    def intermediate(self) -> str:
+        """The backend name intermediates actually go to."""
+        if self.shared_memory_namespace is not None:
+            return "shared_memory"
+        return "overlay" if self.budget is not None else self.intermediate_backend
+
+    def filemanager(self) -> FileManager:
+        """This process's FileManager for the config (built once per process and config)."""
+        with _FM_LOCK:
+            fm = _FILEMANAGERS.get(self)
+            if fm is None:
+                fm = _FILEMANAGERS[self] = self._build()
+            return fm
+
+    def _build(self) -> FileManager:
+        registry = create_default_registry()
+        for name, factory in self.backends:
+            registry.register_backend(name, factory())
+        if self.shared_memory_namespace is not None:
+            from ..backends.shared_memory import SharedMemoryStorageBackend
+
+            registry.register_backend("shared_memory", SharedMemoryStorageBackend(self.shared_memory_namespace))
+        elif self.budget is not None:
+            from ..backends.disk import DiskStorageBackend
+            from ..tiering import MemoryOverlay
+
+            spill = tempfile.mkdtemp(prefix="hcsvfs-spill-", dir=self.spill_dir)
+            registry.register_backend("overlay", MemoryOverlay(DiskStorageBackend(spill, fsync=False), self.budget))
+        return FileManager(registry)
+
+
+_FILEMANAGERS: dict[StorageConfig, FileManager] = {}
+_FM_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a well is tried before it is reported failed (a lost worker counts as a try)."""
+
+    max_attempts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
+
+
+@dataclass
+class WellResult:
+    """What processing one well produced."""
+
+    well: str
+    planes_written: int
+    measurements: list[dict[str, Any]]
+    seconds: float
+    bytes_read: int
+    peak_rss: int  #: peak resident memory of the process that ran the well, bytes
+    spills: int = 0  #: entries the memory overlay spilled to disk while this process ran
+    attempts: int = 1
+    thumbnail: Any = None  #: a small 2-D preview of the well's first output image (for overviews)
+
+
+@dataclass(frozen=True)
+class PlateJob:
+    """Everything a worker needs to process any well of a plate (picklable; locations are strings)."""
+
+    pipeline: Pipeline
+    plate: PlateLayout
+    input_path: str
+    output_path: str
+    storage: StorageConfig
+    state_path: str
+
+
+def run_well(job: PlateJob, well: str, attempt: int = 1) -> WellResult:
+    """Run every step of ``job.pipeline`` on one well, write its plate images, and mark it complete."""
+    fm = job.storage.filemanager()
+    start = time.perf_counter()
+    ctx = ProcessingContext(
+        filemanager=fm,
+        plate=job.plate,
+        well=well,
+        original_input_path=job.input_path,
+        output_path=job.output_path,
+        input_backend=job.storage.input_backend,
+        intermediate_backend=job.storage.intermediate,
+        output_backend=job.storage.output_backend,
+        scratch_path=f"hcsvfs-scratch-{job.pipeline.name}",
+    )
+    try:
+        for index, step in enumerate(job.pipeline.steps):
+            ctx.step_name = f"{index}_{step.name}"
+            _execute(step, ctx)
+        planes = ctx.write_final()
+        thumbnail = _thumbnail(ctx)
+    finally:
+        with contextlib.suppress(Exception):  # never hide the step's own error behind a cleanup one
+            ctx.free_intermediates()
+    result = WellResult(
+        well=well,
+        planes_written=planes,
+        measurements=ctx.measurements,
+        seconds=time.perf_counter() - start,
+        bytes_read=ctx.bytes_read,
+        peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        spills=_spills(fm, job.storage),
+        attempts=attempt,
+        thumbnail=thumbnail,
+    )
+    marker = {k: v for k, v in result.__dict__.items() if k != "thumbnail"}
+    fm.save(marker, P.join(job.state_path, f"{well}.json"), job.storage.state_backend, overwrite=True)
+    return result
+
+
+def _execute(step: AbstractStep, ctx: ProcessingContext) -> None:
+    try:
+        step.execute(ctx)
+    except PipelineError:
+        raise  # already names the well and the step
+    except Exception as exc:
+        raise StepFailedError(
+            f"well {ctx.well} failed in step {ctx.step_name!r}: {type(exc).__name__}: {exc}",
+            well=ctx.well,
+            step=ctx.step_name,
+            traceback=traceback.format_exc(),
+            path=ctx.original_input_path,
+        ) from exc
+
+
+def _thumbnail(ctx: ProcessingContext, size: int = 96) -> Any:
+    out = ctx.current_step_output
+    if out is None or not out.keys:
+        return None
+    from ..arrays import to_numpy
+
+    image = to_numpy(ctx.filemanager.load(out.path(out.keys[0]), out.backend))
+    image = image.max(axis=0) if image.ndim == 3 else image
+    step = max(1, max(image.shape) // size)
+    return image[::step, ::step].copy()
+
+
+def _spills(fm: FileManager, storage: StorageConfig) -> int:
+    if storage.intermediate != "overlay":
+        return 0
+    return int(fm.get_backend("overlay").stats().get("spill_count", 0))  # type: ignore[attr-defined]
+
+
+@dataclass
+class RunReport:
+    """The outcome of a plate run: finished, skipped (already complete) and failed wells, and timings."""
+
+    output_path: str
+    completed: list[WellResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failures: dict[str, BaseException] = field(default_factory=dict)
+    seconds: float = 0.0
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def table(self) -> pd.DataFrame:
+        """Measurements of every complete well (this run's and skipped ones') as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.measurements)
+
+    def raise_for_failures(self) -> None:
+        """Raise PlateFailedError listing each failed well and its error, if any failed."""
+        if self.failures:
+            lines = "; ".join(f"{w}: {e}" for w, e in sorted(self.failures.items()))
+            raise PlateFailedError(
+                f"{len(self.failures)} well(s) failed: {lines}. Fix the cause and rerun: complete wells are skipped",
+                failures=self.failures,
+            )
+
+
+class Pipeline:
+    """An ordered list of steps, run per well; intermediates on memory, the last output on the output backend."""
+
+    def __init__(self, steps: Iterable[AbstractStep], *, name: str = "pipeline") -> None:
+        self.steps: list[AbstractStep] = list(steps)
+        if not self.steps:
+            raise ValueError("a Pipeline needs at least one step")
+        bad = [s for s in self.steps if not isinstance(s, AbstractStep)]
+        if bad:
+            raise TypeError(f"pipeline steps must be AbstractStep instances (e.g. FunctionStep), got {bad[0]!r}")
+        self.name = name
+
+    def run(
+        self,
+        input_path: str,
+        output_path: str,
+        *,
+        executor: Executor | None = None,
+        storage: StorageConfig | None = None,
+        wells: Sequence[str] | None = None,
+        parser: str | FilenameParser = "metaxpress",
+        retry: RetryPolicy | None = None,
+        rerun: bool = False,
+        on_well: Callable[[str, WellResult | BaseException], None] | None = None,
+    ) -> RunReport:
+        """Process a plate folder into ``output_path``; wells already complete there are skipped unless ``rerun``."""
+        from .executors.local import LocalExecutor
+
+        storage = storage or StorageConfig()
+        executor = executor or LocalExecutor()
+        retry = retry or RetryPolicy()
+        start = time.perf_counter()
+        fm = storage.filemanager()
+        plate = scan_plate(fm, input_path, storage.input_backend, parser=parser)
+        chosen = list(wells) if wells is not None else plate.wells
+        missing = sorted(set(chosen) - set(plate.wells))
+        if missing:
+            raise ValueError(f"wells {missing} are not in plate {input_path!r}; it has {plate.wells}")
+        state = output_path.rstrip("/") + ".wells"
+        job = PlateJob(self, plate, P.normalize(input_path), output_path, storage, state)
+        done = {w for w in chosen if fm.exists(P.join(state, f"{w}.json"), storage.state_backend)}
+        if rerun:
+            for w in done:
+                fm.delete(P.join(state, f"{w}.json"), storage.state_backend)
+            done = set()
+        report = RunReport(output_path, skipped=sorted(done, key=chosen.index))
+        todo = [w for w in chosen if w not in done]
+        outcomes = executor.run(job, todo, retry, on_well) if todo else {}
+        for well in todo:
+            outcome = outcomes[well]
+            if isinstance(outcome, WellResult):
+                report.completed.append(outcome)
+            else:
+                report.failures[well] = outcome
+        if report.completed:
+            _finish_plate(fm, storage.output_backend, output_path)
+        for well in chosen:
+            if well not in report.failures:
+                marker = fm.load(P.join(state, f"{well}.json"), storage.state_backend)
+                report.measurements.extend(marker.get("measurements", []))
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.steps!r})"
+
+
+def _finish_plate(fm: FileManager, backend: str, output_path: str) -> None:
+    """After several processes wrote wells, let the zarr backend rebuild the plate's well list."""
+    store = fm.get_backend(backend)
+    rebuild = getattr(store, "rebuild_plate_metadata", None)
+    if rebuild is not None and output_path.rstrip("/").endswith(".zarr"):
+        rebuild(output_path)
