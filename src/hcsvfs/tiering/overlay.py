@@ -202,15 +202,20 @@ class MemoryOverlay(StorageBackend):
     def move(self, src: P.PathLike, dst: P.PathLike, *, overwrite: bool = False) -> None:
         s, d = P.normalize(src), P.normalize(dst)
         with self._cond:
-            st = self._index.stat(s)
-            self._check_transfer(s, d, st, overwrite)
-            moving = [self._idle_entry(s)] if st.is_file else self._idle_entries_below(s)
-            replaced = self._idle_entry(d) if st.is_file else None
+            while True:  # checked again after every wait: the lock was released meanwhile
+                st = self._index.stat(s)
+                self._check_transfer(s, d, st, overwrite)
+                moving = [self._store[s]] if st.is_file else self._entries_below(s)
+                target = self._store.get(d) if st.is_file else None
+                replaced = target if isinstance(target, _Entry) else None
+                if all(e.io is None for e in [*moving, *([replaced] if replaced else [])]):
+                    break
+                self._cond.wait()
             # Persistent copies move first: a crash part-way leaves each one under its old or new name.
             if replaced is not None and replaced.persisted:
                 self._persistent_delete(d)
             for entry in moving:
-                if entry is not None and entry.persisted:
+                if entry.persisted:
                     new = d + entry.path[len(s) :]
                     self._persistent_mkdirs(P.parent(new))
                     self.persistent.move(entry.path, new, overwrite=True)
@@ -218,8 +223,7 @@ class MemoryOverlay(StorageBackend):
                 self._drop_persistent_tree(s)
             self._index.move(s, d, overwrite=overwrite)
             for entry in moving:
-                if entry is not None:
-                    entry.path = d + entry.path[len(s) :]
+                entry.path = d + entry.path[len(s) :]
             if replaced is not None:
                 self._discard(replaced, delete_persisted=False)
 
@@ -523,10 +527,13 @@ class MemoryOverlay(StorageBackend):
                 return entry
             self._cond.wait()
 
+    def _entries_below(self, p: str) -> list[_Entry]:
+        return [self._store[k] for k in self._index.list_files(p, recursive=True)]
+
     def _idle_entries_below(self, p: str) -> list[_Entry]:
         """Every file entry under directory ``p`` once none has persistent I/O in flight."""
         while True:
-            entries = [self._store[k] for k in self._index.list_files(p, recursive=True)]
+            entries = self._entries_below(p)
             if all(e.io is None for e in entries):
                 return entries
             self._cond.wait()
