@@ -200,9 +200,10 @@ def test_validate_good_and_bad_plates(plate: Path, tmp_path: Path, folder: Path)
     meta = json.loads((bad / "B" / "2" / "zarr.json").read_text())
     meta["attributes"]["ome"]["well"]["images"] = [{"path": "0"}, {"path": "0"}]  # the same field twice
     (bad / "B" / "2" / "zarr.json").write_text(json.dumps(meta))
-    one_error_line(run("validate", str(bad)), 1, "invalid OME-NGFF 0.5")
+    one_error_line(run("validate", str(bad)), 1, "not valid OME-NGFF 0.5", "well/images")
     one_error_line(run("validate", str(tmp_path / "nothing.zarr")), 1, "no zarr store")
     one_error_line(run("validate", f"zarr:{folder}"), 1)
+    one_error_line(run("validate", str(folder)), 2, "takes an OME-Zarr target")
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -63,7 +63,7 @@ def info(
 def _shown(key: str, value: Any) -> str:
     if key in ("size", "nbytes"):
         return human_bytes(value)
-    if key in ("shape", "chunks", "shards") and isinstance(value, list):
+    if key in ("shape", "chunks", "shards") and isinstance(value, (list, tuple)):
         return "x".join(map(str, value))
     return str(value)
 

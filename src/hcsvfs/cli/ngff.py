@@ -1,4 +1,9 @@
-"""Reading OME-Zarr images and plates for the CLI (zarr + ome-zarr-models; never the whole plate at once)."""
+"""Reading any OME-Zarr image or plate for display (ls, info, preview), never the whole plate at once.
+
+Works on NGFF stores written by other tools and picks pyramid levels, which the
+zarr backend's read API (level 0 of hcsvfs plates) does not; validation is the
+backend's ``validate``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import numpy as np
 
 from .errors import CliError
 
-__all__ = ["open_group", "ome_attrs", "validate_group", "plane", "plate_layout", "well_fields", "image_summary"]
+__all__ = ["open_group", "ome_attrs", "plane", "plate_layout", "well_fields", "image_summary"]
 
 
 def open_group(url: str) -> Any:
@@ -28,49 +33,6 @@ def ome_attrs(group: Any) -> dict[str, Any]:
     """NGFF metadata of a group: ``attributes.ome`` (0.5) or the top-level attributes (0.4)."""
     attrs = dict(group.attrs)
     return attrs.get("ome", attrs)
-
-
-def validate_group(group: Any) -> list[str]:
-    """Validate a plate (and every well and field in it) or an image with ome-zarr-models; returns what was checked."""
-    from pydantic import ValidationError
-
-    meta = ome_attrs(group)
-    version = str(meta.get("version") or meta.get("multiscales", [{}])[0].get("version", "0.4"))
-    models = _models(version)
-    checked: list[str] = []
-    try:
-        if "plate" in meta:
-            models.HCS.from_zarr(group)
-            checked.append(f"plate {group.path or '/'}")
-            for well in meta["plate"].get("wells", []):
-                wg = group[well["path"]]
-                models.Well.from_zarr(wg)
-                checked.append(f"well {well['path']}")
-                for image in ome_attrs(wg).get("well", {}).get("images", []):
-                    models.Image.from_zarr(wg[image["path"]])
-                    checked.append(f"image {well['path']}/{image['path']}")
-        elif "multiscales" in meta:
-            models.Image.from_zarr(group)
-            checked.append(f"image {group.path or '/'}")
-        else:
-            raise CliError(f"{group.store} has no OME-NGFF plate or multiscales metadata")
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = "/".join(map(str, first.get("loc", ()))) or "metadata"
-        raise CliError(f"invalid OME-NGFF {version} after {len(checked)} valid group(s): {where}: {first['msg']}") from exc
-    except (KeyError, ValueError) as exc:
-        raise CliError(f"invalid OME-NGFF {version} after {len(checked)} valid group(s): {exc}") from exc
-    return checked
-
-
-def _models(version: str) -> Any:
-    if version.startswith("0.5"):
-        import ome_zarr_models.v05 as models
-    elif version.startswith("0.4"):
-        import ome_zarr_models.v04 as models
-    else:
-        raise CliError(f"OME-NGFF version {version} is not supported (0.4 and 0.5 are)")
-    return models
 
 
 def plane(image_group: Any, channel: int = 0, min_side: int = 0) -> np.ndarray:

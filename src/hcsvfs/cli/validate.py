@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from .ngff import open_group, validate_group
+from .errors import EXIT_USAGE, CliError
+from .ngff import open_group
 from .targets import cli_filemanager, parse_target
 
 __all__ = ["register", "validate"]
@@ -15,9 +16,14 @@ def validate(
     target: str = typer.Argument(..., help="An OME-Zarr image or plate: PATH.zarr or zarr:PATH."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List every group that was checked."),
 ) -> None:
-    """Validate OME-NGFF (0.4/0.5) plate, well and image metadata; exit 1 with the first problem if invalid."""
-    t = parse_target(target, cli_filemanager())
-    checked = validate_group(open_group(t.path))
+    """Validate OME-NGFF 0.5 plate, well and image metadata; exit 1 with the first problem if invalid."""
+    fm = cli_filemanager()
+    t = parse_target(target, fm)
+    backend = fm.get_backend(t.backend)
+    if not hasattr(backend, "validate"):
+        raise CliError(f"{t} is on the {t.backend} backend; validate takes an OME-Zarr target (PATH.zarr or zarr:PATH)", EXIT_USAGE)
+    open_group(t.path)  # a clear error for a missing store or a bare array before ome-zarr-models sees it
+    checked = backend.validate(t.path)
     console = Console()
     if verbose:
         for line in checked:
