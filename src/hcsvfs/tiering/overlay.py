@@ -31,7 +31,7 @@ from .. import paths as P
 from ..arrays import nbytes
 from ..backends.base import StatResult, StorageBackend
 from ..backends.memory import MemoryStorageBackend
-from ..errors import MemoryBudgetError, UnsafeLoadError
+from ..errors import InvalidPathError, MemoryBudgetError, UnsafeLoadError
 from ..units import format_bytes
 from .pressure import MemoryBudget, MemoryMonitor, as_budget
 from .stats import OverlayCounters
@@ -549,7 +549,8 @@ class MemoryOverlay(StorageBackend):
         self._cond.notify_all()
 
     def _persistent_delete(self, p: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        # InvalidPathError: a name the persistent tier refuses (e.g. too long) was never spilled there.
+        with contextlib.suppress(FileNotFoundError, InvalidPathError):
             self.persistent.delete(p)
 
     def _persistent_mkdirs(self, directory: str) -> None:
@@ -558,8 +559,8 @@ class MemoryOverlay(StorageBackend):
 
     def _drop_persistent_tree(self, p: str) -> None:
         """Remove what is left of directory ``p`` on the persistent tier (only folders: its files were handled)."""
-        if self.persistent.is_dir(p):
-            with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, InvalidPathError):  # see _persistent_delete
+            if self.persistent.is_dir(p):
                 self.persistent.delete_all(p)
 
     def _adopt(self) -> None:
