@@ -20,6 +20,7 @@ that holds objects (written by another tool) is a directory too.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import threading
 import time
@@ -114,7 +115,7 @@ class ObjectStoreBackend(StorageBackend):
             options["endpoint_url"] = endpoint_url
         self._is_s3 = protocol in ("s3", "s3a")
         if self._is_s3:
-            options = {**S3_DEFAULT_OPTIONS, **options}
+            options = _with_s3_defaults(options)
         self._options = options  # may hold credentials: never printed, logged or put in a message
         self.fs, root = fsspec.core.url_to_fs(self.url, **options)
         if self._is_s3:
@@ -472,6 +473,13 @@ class ObjectStoreBackend(StorageBackend):
 
     def __repr__(self) -> str:
         return f"<ObjectStoreBackend {self.url}>"  # the URL only: options may hold credentials
+
+
+def _with_s3_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """The caller's options over fresh copies of the defaults (botocore edits config dicts in place)."""
+    merged = copy.deepcopy(S3_DEFAULT_OPTIONS)
+    config = {**merged.pop("config_kwargs"), **options.get("config_kwargs", {})}
+    return {**merged, **options, "config_kwargs": copy.deepcopy(config)}
 
 
 def _key_safe(p: str) -> bool:
