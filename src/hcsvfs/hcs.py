@@ -56,7 +56,10 @@ def _imagexpress(name: str) -> HCSName | None:
     m = IMAGEXPRESS_PATTERN.match(name)
     if m is None:
         return None
-    row, col = parse_well(m["well"])
+    try:
+        row, col = parse_well(m["well"])
+    except ValueError:
+        return None  # column 00
     numbers = [int(m["s"]), int(m["w"]), int(m["z"] or 1), int(m["t"] or 1)]
     if min(numbers) < 1:
         return None  # the format counts from 1; s0 or w0 is not a valid ImageXpress name

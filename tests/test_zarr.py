@@ -1,0 +1,273 @@
+"""The zarr backend for plain arrays: NGFF 0.5 images, lazy loads, codecs, layouts, checksums, pyramids, stores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from hcsvfs import Backend, FileManager, StorageRegistry, ZarrConfig
+from hcsvfs.backends.zarr import InvalidMetadataError, ZarrArrayView, ZarrStorageBackend
+from hcsvfs.errors import CorruptDataError, InvalidPathError, StorageError, UnsupportedTypeError
+
+
+def image(shape: tuple[int, ...] = (32, 48), dtype: str = "uint16", seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 4000, shape).astype(dtype)
+
+
+@pytest.fixture
+def zb(tmp_path: Path) -> ZarrStorageBackend:
+    return ZarrStorageBackend(tmp_path / "root")
+
+
+def group_attrs(root: Path, logical: str) -> dict:
+    return json.loads((root / logical / "zarr.json").read_text())["attributes"]
+
+
+@pytest.mark.parametrize(("shape", "axes"), [((8, 9), "yx"), ((3, 8, 9), "zyx"), ((2, 3, 8, 9), "czyx"), ((2, 2, 3, 8, 9), "tczyx")])
+def test_saved_arrays_are_valid_ngff_05_images(zb: ZarrStorageBackend, tmp_path: Path, shape: tuple, axes: str) -> None:
+    data = image(shape)
+    zb.save(data, "img")
+    attrs = group_attrs(tmp_path / "root", "img")
+    ms = attrs["ome"]["multiscales"][0]
+    assert attrs["ome"]["version"] == "0.5"
+    assert [a["name"] for a in ms["axes"]] == list(axes)
+    assert all("unit" in a for a in ms["axes"] if a["type"] in ("space", "time"))
+    assert ms["datasets"][0]["coordinateTransformations"][0]["type"] == "scale"
+    arr = zarr.open_array(tmp_path / "root" / "img" / "0", mode="r")
+    assert arr.metadata.zarr_format == 3 and list(arr.metadata.dimension_names) == list(axes)
+    assert zb.validate("img") == ["img"]
+    from ome_zarr_models.v05 import Image
+
+    Image.from_zarr(zarr.open_group(tmp_path / "root" / "img", mode="r"))
+    assert np.array_equal(np.asarray(zb.load("img")), data)
+
+
+def test_load_is_lazy_and_indexable(zb: ZarrStorageBackend) -> None:
+    data = image((4, 32, 48))
+    zb.save(data, "stack")
+    view = zb.load("stack")
+    assert isinstance(view, ZarrArrayView) and view.shape == (4, 32, 48) and view.dtype == np.uint16
+    assert np.array_equal(view[2], data[2]) and np.array_equal(view[1:3, ::4, 5], data[1:3, ::4, 5])
+    assert np.array_equal(view[..., 0], data[..., 0]) and np.array_equal(view[[0, 3]], data[[0, 3]])
+    loaded = zb.load("stack", materialize=True)
+    assert type(loaded) is np.ndarray and np.array_equal(loaded, data)
+
+
+def test_axes_override_and_bad_axes(zb: ZarrStorageBackend, tmp_path: Path) -> None:
+    zb.save(image((3, 8, 9)), "cyx", axes="cyx")
+    assert [a["name"] for a in group_attrs(tmp_path / "root", "cyx")["ome"]["multiscales"][0]["axes"]] == ["c", "y", "x"]
+    for bad in ("xyz", "ccx", "yx", "zcyx"[:3]):
+        with pytest.raises(ValueError, match="axes"):
+            zb.save(image((3, 8, 9)), f"bad_{bad}", axes=bad)
+        assert not zb.exists(f"bad_{bad}")
+
+
+@pytest.mark.parametrize("shape", [(7,), (), (2, 2, 2, 2, 2, 2)])
+def test_ranks_ngff_cannot_describe_are_stored_without_ngff(zb: ZarrStorageBackend, tmp_path: Path, shape: tuple) -> None:
+    data = image(shape)
+    zb.save(data, "odd")
+    assert "ome" not in group_attrs(tmp_path / "root", "odd")
+    assert np.array_equal(zb.load("odd", materialize=True), data)
+
+
+def test_torch_tensors_and_numpy_scalars_are_saved_as_arrays(zb: ZarrStorageBackend) -> None:
+    torch = pytest.importorskip("torch")
+    zb.save(torch.arange(12, dtype=torch.int32).reshape(3, 4), "t")
+    assert np.array_equal(zb.load("t", materialize=True), np.arange(12, dtype=np.int32).reshape(3, 4))
+
+
+@pytest.mark.parametrize("bad", [{"a": 1}, "text", np.array(["a", "b"]), np.array([object()], dtype=object)])
+def test_non_numeric_objects_are_refused(zb: ZarrStorageBackend, bad: object) -> None:
+    with pytest.raises(UnsupportedTypeError, match="zarr backend stores"):
+        zb.save(bad, "x")
+    assert not zb.exists("x")
+
+
+@pytest.mark.parametrize(
+    ("config", "codec"),
+    [
+        (ZarrConfig(), "blosc"),
+        (ZarrConfig(compression="zstd", compression_level=5, shuffle="bit"), "blosc"),
+        (ZarrConfig(compression="gzip"), "gzip"),
+        (ZarrConfig(compression="none"), None),
+    ],
+)
+def test_codecs_round_trip_and_are_recorded(tmp_path: Path, config: ZarrConfig, codec: str | None) -> None:
+    zb = ZarrStorageBackend(tmp_path, config=config)
+    data = image((2, 64, 64))
+    zb.save(data, "c")
+    meta = json.loads((tmp_path / "c" / "0" / "zarr.json").read_text())
+    text = json.dumps(meta["codecs"])
+    if codec is None:
+        assert "blosc" not in text and "gzip" not in text
+    else:
+        assert codec in text
+    if config.compression == "zstd":
+        assert '"cname": "zstd"' in text and '"bitshuffle"' in text
+    assert np.array_equal(zb.load("c", materialize=True), data)
+
+
+def test_layouts_plane_sharded_vs_single_chunk(tmp_path: Path) -> None:
+    data = image((3, 64, 64))
+    ZarrStorageBackend(tmp_path / "a").save(data, "x")
+    ZarrStorageBackend(tmp_path / "b", config=ZarrConfig(chunks=None)).save(data, "x")
+    plane = zarr.open_array(tmp_path / "a" / "x" / "0", mode="r")
+    single = zarr.open_array(tmp_path / "b" / "x" / "0", mode="r")
+    assert plane.chunks == (1, 64, 64) and plane.shards == (3, 64, 64)
+    assert single.chunks == (3, 64, 64) and single.shards is None
+    assert len(list((tmp_path / "a" / "x" / "0" / "c").rglob("*"))) >= 1
+
+
+def test_chunk_rank_mismatch_fails_before_writing(tmp_path: Path) -> None:
+    zb = ZarrStorageBackend(tmp_path, config=ZarrConfig(chunks=(8, 8)))
+    with pytest.raises(ValueError, match="rank 2 but the array has rank 3"):
+        zb.save(image((2, 8, 8)), "x")
+    assert not zb.exists("x") and not (tmp_path / "x").exists()
+
+
+def _corrupt_first_chunk(folder: Path) -> None:
+    chunk = next(p for p in sorted((folder / "c").rglob("*")) if p.is_file())
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+
+
+def test_corrupted_chunk_raises_clear_error_with_checksums(tmp_path: Path) -> None:
+    zb = ZarrStorageBackend(tmp_path, config=ZarrConfig(checksum=True, chunks=None))
+    zb.save(image((64, 64)), "x")
+    assert "crc32c" in (tmp_path / "x" / "0" / "zarr.json").read_text()
+    _corrupt_first_chunk(tmp_path / "x" / "0")
+    view = zb.load("x")  # metadata is fine; the damage shows when pixels are decoded
+    with pytest.raises(CorruptDataError, match="'x'.*corrupt"):
+        np.asarray(view)
+    with pytest.raises(CorruptDataError):
+        zb.load("x", materialize=True)
+
+
+def test_corrupted_shard_raises_clear_error(tmp_path: Path) -> None:
+    zb = ZarrStorageBackend(tmp_path, config=ZarrConfig(checksum=True))
+    zb.save(image((4, 64, 64)), "x")
+    _corrupt_first_chunk(tmp_path / "x" / "0")
+    with pytest.raises(CorruptDataError):
+        zb.load("x", materialize=True)
+
+
+def test_pyramid_levels_mean_and_nearest(tmp_path: Path) -> None:
+    zb = ZarrStorageBackend(tmp_path, config=ZarrConfig(pyramid_levels=2))
+    data = image((2, 16, 20), "uint16")
+    zb.save(data, "img")
+    zb.save(data, "lab", labels=True)
+    ms = group_attrs(tmp_path, "img")["ome"]["multiscales"][0]
+    assert [d["path"] for d in ms["datasets"]] == ["0", "1", "2"]
+    assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 2.0, 2.0]
+    level1 = zb.load("img", level=1, materialize=True)
+    expected = np.rint(data.reshape(2, 8, 2, 10, 2).mean(axis=(2, 4))).astype(np.uint16)
+    assert np.array_equal(level1, expected)
+    assert np.array_equal(zb.load("lab", level=2, materialize=True), data[:, ::4, ::4])
+    assert zb.validate("img") == ["img"]
+    with pytest.raises(InvalidPathError, match="levels 0..2"):
+        zb.load("img", level=3)
+
+
+def test_no_pyramid_by_default(zb: ZarrStorageBackend, tmp_path: Path) -> None:
+    zb.save(image(), "img")
+    assert len(group_attrs(tmp_path / "root", "img")["ome"]["multiscales"][0]["datasets"]) == 1
+
+
+def test_ome_metadata_off_writes_bare_images(tmp_path: Path) -> None:
+    zb = ZarrStorageBackend(tmp_path, config=ZarrConfig(ome_metadata=False))
+    zb.save(image(), "img")
+    assert "ome" not in group_attrs(tmp_path, "img") and zb.is_file("img")
+    with pytest.raises(InvalidMetadataError, match="no OME-NGFF"):
+        zb.validate("img")
+
+
+def test_validate_reports_broken_metadata(zb: ZarrStorageBackend, tmp_path: Path) -> None:
+    zb.save(image(), "img")
+    meta_path = tmp_path / "root" / "img" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"]["ome"]["multiscales"][0]["axes"] = [{"name": "y", "type": "space"}]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(InvalidMetadataError, match="not valid OME-NGFF 0.5") as info:
+        zb.validate("img")
+    assert isinstance(info.value, StorageError) and info.value.path == "img"
+
+
+def test_overwrite_replaces_and_internals_are_not_files(zb: ZarrStorageBackend) -> None:
+    zb.save(image(seed=1), "img")
+    zb.save(image((5, 5), "float32"), "img", overwrite=True)
+    assert zb.load("img").dtype == np.float32
+    assert zb.list_dir(".") == ["img"]
+    with pytest.raises(NotADirectoryError):
+        zb.stat("img/0")
+
+
+def test_any_zarr_store_memory_store() -> None:
+    zb = ZarrStorageBackend(store=zarr.storage.MemoryStore())
+    zb.ensure_directory("a/b")
+    data = image()
+    zb.save(data, "a/b/x.tif")
+    assert zb.list_files("a", recursive=True) == ["a/b/x.tif"]
+    assert np.array_equal(np.asarray(zb.load("a/b/x.tif")), data)
+    with pytest.raises(InvalidPathError, match="leaves this zarr store"):
+        zb.save(data, "/abs/x")
+    with pytest.raises(InvalidPathError):
+        zb.load("../x")
+    with pytest.raises(ValueError, match="not both"):
+        ZarrStorageBackend("x", store=zarr.storage.MemoryStore())
+
+
+def test_jail_refuses_escapes(zb: ZarrStorageBackend, tmp_path: Path) -> None:
+    with pytest.raises(InvalidPathError, match="escapes"):
+        zb.save(image(), "../outside")
+    with pytest.raises(InvalidPathError, match="outside"):
+        zb.save(image(), str(tmp_path / "elsewhere"))
+    assert not (tmp_path / "outside").exists()
+
+
+def test_cwd_mode_like_the_disk_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    zb = ZarrStorageBackend()
+    zb.ensure_directory("results")
+    zb.save(image(), "results/final")
+    assert (work / "results" / "final" / "zarr.json").exists()
+    absolute = tmp_path / "abs"
+    zb.ensure_directory(str(absolute))
+    zb.save(image(), str(absolute / "x"))
+    assert zb.is_file(str(absolute / "x"))
+    # zarr writes metadata into every missing parent of a new node; none may land outside the node's folder.
+    assert not (tmp_path / "zarr.json").exists() and not (tmp_path.parent / "zarr.json").exists()
+    assert not (work / "zarr.json").exists()
+
+
+def test_filemanager_round_trip_with_parents(tmp_path: Path) -> None:
+    reg = StorageRegistry(discover=False)
+    reg.register_backend(Backend.ZARR, ZarrStorageBackend(tmp_path))
+    fm = FileManager(reg)
+    data = image()
+    fm.save(data, "results/large_dataset", Backend.ZARR)
+    z = fm.load("results/large_dataset", Backend.ZARR)
+    assert isinstance(z, ZarrArrayView) and np.array_equal(z[:], data)
+
+
+def test_default_registry_builds_a_cwd_zarr_backend() -> None:
+    from hcsvfs import create_default_registry
+
+    b = create_default_registry().get_backend("zarr")
+    assert isinstance(b, ZarrStorageBackend) and "cwd" in repr(b)
+
+
+def test_ome_zarr_py_reads_the_image_pixel_exact(zb: ZarrStorageBackend, tmp_path: Path) -> None:
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    data = image((2, 3, 16, 16))
+    zb.save(data, "img")
+    node = next(iter(Reader(parse_url(str(tmp_path / "root" / "img")))()))
+    assert np.array_equal(np.asarray(node.data[0]), data)
