@@ -23,7 +23,7 @@ from hcsvfs.cli.targets import parse_target
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ["demo", "ls", "info", "cp", "validate", "preview", "stats", "bench"]
+COMMANDS = ["demo", "ls", "info", "cp", "convert", "validate", "preview", "stats", "bench"]
 
 
 def run(*args: str):
@@ -189,6 +189,49 @@ def test_stats_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
     one_error_line(run("stats", str(tmp_path / "bad.json")), 1, "invalid JSON")
     (tmp_path / "other.json").write_text('{"a": 1}')
     one_error_line(run("stats", str(tmp_path / "other.json")), 1, "not a metrics dump")
+
+
+# ----------------------------------------------------------------- convert
+@pytest.fixture
+def tiff_plate(tmp_path: Path) -> dict[str, np.ndarray]:
+    """An ImageXpress folder: wells A01, A02, B03 x 2 fields x 2 channels x 2 z of 32x48 uint16."""
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "tiffs"
+    folder.mkdir()
+    planes = {}
+    for well in ("A01", "A02", "B03"):
+        for s in (1, 2):
+            for w in (1, 2):
+                for z in (1, 2):
+                    name = f"{well}_s{s}_w{w}_z{z:03d}.tif"
+                    planes[name] = rng.integers(0, 4000, (32, 48), dtype=np.uint16)
+                    tifffile.imwrite(folder / name, planes[name])
+    return planes
+
+
+def test_convert_tiff_folder_to_valid_plate(tiff_plate: dict[str, np.ndarray], tmp_path: Path) -> None:
+    out, dump = tmp_path / "out" / "plate.zarr", tmp_path / "convert.json"
+    result = run("convert", str(tmp_path / "tiffs"), str(out), "--compression", "zstd", "--level", "3", "--metrics", str(dump))
+    assert result.exit_code == 0, result.stderr
+    assert "3 wells, 24 planes" in result.stderr and "valid OME-NGFF" in result.stderr
+    fm = FileManager()
+    for name, plane in tiff_plate.items():
+        stored = fm.load(str(out / (name.removesuffix(".tif") + "_t001.tif")), "zarr")
+        assert np.array_equal(np.asarray(stored), plane)
+    assert json.loads(dump.read_text())["operations"]["zarr"]["save_batch"]["count"] == 3  # one batch per well
+    facts = json.loads(run("info", "--json", str(out / "A" / "1" / "0" / "0")).stdout)
+    assert facts["shape"] == [1, 2, 2, 32, 48] and "zstd" in facts["codec"]
+    assert run("validate", str(out)).exit_code == 0
+    one_error_line(run("convert", str(tmp_path / "tiffs"), str(out)), 1, "already exists", "--overwrite")
+    assert run("convert", "-q", "-f", str(tmp_path / "tiffs"), str(out)).exit_code == 0
+
+
+def test_convert_bad_arguments(tiff_plate: dict[str, np.ndarray], tmp_path: Path, folder: Path) -> None:
+    tiffs = str(tmp_path / "tiffs")
+    one_error_line(run("convert", tiffs, str(tmp_path / "plain")), 2, "ending in .zarr")
+    one_error_line(run("convert", tiffs, str(tmp_path / "p.zarr"), "--compression", "brotli"), 2, "unknown compression")
+    one_error_line(run("convert", str(tmp_path / "missing"), str(tmp_path / "p.zarr")), 1, "does not exist")
+    one_error_line(run("convert", str(folder), str(tmp_path / "p.zarr")), 1, "do not parse")
 
 
 # ----------------------------------------------------------------- validate / preview

@@ -53,7 +53,7 @@ def cp(
         fm.metrics.to_json(metrics)
     if not quiet:
         size = sum(fm.stat(p, dst.backend).size for p in written) if dst.backend != "memory" else 0
-        console.print(f"copied {len(written)} file(s) to {dst}" + (f" ({human_bytes(size)})" if size else ""))
+        console.print(f"copied {len(written)} file(s) to {dst}" + (f" ({human_bytes(size)})" if size else ""), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
