@@ -130,13 +130,10 @@ def markdown(meta: dict[str, Any], vers: dict[str, str], runs: list[dict[str, An
 
 
 def throughput_plot(runs: list[dict[str, Any]], path: Path) -> bool:
-    """Horizontal bars of every MB/s result tagged with a layout or codec; False if there is none to draw."""
-    bars = [
-        (f"{run['benchmark']}: {r['name']}", float(r["value"]))
-        for run in runs
-        for r in run.get("results", [])
-        if r.get("unit") == "MB/s" and ("layout" in r or "codec" in r)
-    ]
+    """Horizontal bars of the MB/s results tagged with a layout or codec (all MB/s results if none is tagged)."""
+    mbs = [(run["benchmark"], r) for run in runs for r in run.get("results", []) if r.get("unit") == "MB/s"]
+    tagged = [(b, r) for b, r in mbs if "layout" in r or "codec" in r]
+    bars = [(f"{b}: {r['name']}", float(r["value"])) for b, r in (tagged or mbs)]
     if not bars:
         return False
     import matplotlib
