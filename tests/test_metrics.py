@@ -32,8 +32,11 @@ def test_scripted_sequence_counts_and_bytes_exactly(fm_on: tuple[FileManager, st
     c = np.ones((4, 4), dtype=np.float64)  # 128 bytes
     fm.save(a, "d/a.npy", b)
     fm.save_batch([a, c], ["d/b.npy", "d/c.npy"], b)
-    assert np.array_equal(np.asarray(fm.load("d/a.npy", b)), a)
+    loaded = fm.load("d/a.npy", b)
+    assert np.array_equal(np.asarray(loaded), a)
     fm.load_batch(["d/b.npy", "d/c.npy"], b)
+    # A lazy view (zarr) has read nothing yet when load returns: it counts 0 bytes, an in-memory array its size.
+    per_load = 128 if isinstance(loaded, np.ndarray) else 0
     with pytest.raises(FileExistsError):
         fm.save(a, "d/a.npy", b)
     with pytest.raises(FileNotFoundError):
@@ -46,8 +49,8 @@ def test_scripted_sequence_counts_and_bytes_exactly(fm_on: tuple[FileManager, st
     assert ops["save"]["count"] == 2 and ops["save"]["errors"] == 1 and ops["save"]["bytes"] == 128
     assert ops["save"]["error_types"] == {"PathExistsError": 1}
     assert ops["save_batch"] == ops["save_batch"] | {"count": 1, "errors": 0, "bytes": 256}
-    assert ops["load"]["count"] == 2 and ops["load"]["errors"] == 1 and ops["load"]["bytes"] == 128
-    assert ops["load_batch"]["bytes"] == 256
+    assert ops["load"]["count"] == 2 and ops["load"]["errors"] == 1 and ops["load"]["bytes"] == per_load
+    assert ops["load_batch"]["bytes"] == 2 * per_load
     assert (ops["exists"]["count"], ops["list_files"]["count"], ops["delete"]["count"]) == (1, 1, 1)
     assert sum(o["count"] for o in ops.values()) == 9
 
