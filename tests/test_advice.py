@@ -125,3 +125,13 @@ def test_failing_operations_name_the_error() -> None:
 def _small_overlay(overlay_mod, persistent):  # noqa: ANN001, ANN202
     """A 1 MiB overlay that spills synchronously, so the test is deterministic."""
     return overlay_mod.MemoryOverlay(persistent, budget=1024 * 1024, background=False)
+
+
+def test_chunk_advice_from_layout() -> None:
+    from hcsvfs.metrics.advice import chunk_advice
+
+    hint = chunk_advice((1, 3, 10, 512, 512), (1, 3, 10, 512, 512))  # one chunk per array
+    assert hint is not None and hint.evidence["planes_per_chunk"] == 30
+    assert chunk_advice((1, 3, 10, 512, 512), (1, 1, 1, 512, 512)) is None  # per plane
+    assert chunk_advice((512, 512), (512, 512)) is None  # a single plane
+    assert chunk_advice((4, 512, 512), (8, 256, 256)).evidence["planes_per_chunk"] == 4  # chunk larger than shape

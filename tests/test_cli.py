@@ -126,6 +126,8 @@ def test_info_reads_headers(folder: Path, plate: Path) -> None:
     assert facts["type"] == "group" and facts["ngff_version"] == "0.5" and "2 rows x 3 columns, 6 wells" in facts["plate"]
     facts = json.loads(run("info", "--json", str(plate / "A" / "1" / "0" / "s0")).stdout)
     assert facts["shape"] == [1, 2, 3, 64, 64] and facts["chunks"] and facts["codec"]
+    assert facts["chunks"] == [1, 2, 3, 64, 64]  # ome-zarr-py put 6 planes in one chunk: info says what that costs
+    assert "each chunk holds 6 image planes" in facts["advice"]
     table = run("info", str(folder / "a.tif"))
     assert table.exit_code == 0 and "64x64" in table.stdout
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..metrics.advice import chunk_advice
+
 __all__ = ["describe_local_file", "describe_object", "describe_zarr"]
 
 
@@ -54,6 +56,9 @@ def describe_zarr(url: str) -> dict[str, Any]:
             "shards": list(node.shards) if node.shards else None,
             "codec": ", ".join(_codec_name(c) for c in node.compressors) or "none",
         }
+        hint = chunk_advice(node.shape, node.chunks)
+        if hint is not None:
+            out["advice"] = hint.message
     else:
         out["type"] = "group"
         out["members"] = sorted(node.group_keys())[:20] + sorted(node.array_keys())[:20]

@@ -6,11 +6,12 @@ so each can be tested with a scripted state and re-run offline by ``hcsvfs stats
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from math import prod
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Advice", "advise", "RULES", "Thresholds"]
+__all__ = ["Advice", "advise", "RULES", "Thresholds", "chunk_advice"]
 
 
 @dataclass(frozen=True)
@@ -160,3 +161,18 @@ def advise(snapshot: dict[str, Any], thresholds: Thresholds | None = None) -> li
     """Every hint the rules find in ``snapshot`` (empty when nothing stands out)."""
     t = thresholds or Thresholds()
     return [a for rule in RULES for a in rule(snapshot, t)]
+
+
+def chunk_advice(shape: Sequence[int], chunks: Sequence[int]) -> Advice | None:
+    """Advice from a stored array's layout alone: several planes in one chunk make every plane read decode them all."""
+    if len(shape) < 3 or len(chunks) != len(shape):
+        return None
+    planes_per_chunk = prod(min(c, s) for c, s in zip(chunks[:-2], shape[:-2]))
+    if planes_per_chunk <= 1:
+        return None
+    return Advice(
+        "multi-plane-chunks",
+        f"each chunk holds {planes_per_chunk} image planes, so reading one plane decodes {planes_per_chunk}x the "
+        "bytes it returns; store one chunk per plane (ZarrConfig chunks='plane', the default) for random access.",
+        {"shape": list(shape), "chunks": list(chunks), "planes_per_chunk": planes_per_chunk},
+    )
