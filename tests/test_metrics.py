@@ -216,3 +216,24 @@ def test_metrics_pickle_as_an_empty_collector_with_the_same_switch() -> None:
     assert copy.snapshot()["operations"]["disk"]["save"]["count"] == 1
     m.enabled = False
     assert not pickle.loads(pickle.dumps(m)).enabled
+
+
+def test_prometheus_http_endpoint_serves_live_counts() -> None:
+    pytest.importorskip("prometheus_client")
+    from urllib.request import urlopen
+
+    from hcsvfs.metrics.prometheus import serve
+
+    m = Metrics()
+    server, thread = serve(m, port=0)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        m.record("zarr", "save_batch", 0.2, 1000, None)
+        first = urlopen(url, timeout=10).read().decode()
+        m.record("zarr", "save_batch", 0.2, 1000, None)
+        second = urlopen(url, timeout=10).read().decode()
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert 'hcsvfs_operations_total{backend="zarr",operation="save_batch"} 1.0' in first
+    assert 'hcsvfs_bytes_total{backend="zarr",operation="save_batch"} 2000.0' in second

@@ -87,9 +87,14 @@ def snapshot_exposition(snapshot: dict[str, Any]) -> bytes:
     return client.generate_latest(registry)
 
 
-def serve(metrics: Metrics, port: int = 9464, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None) -> None:
-    """Expose ``metrics`` on ``http://addr:port/metrics`` from a background thread."""
+def serve(
+    metrics: Metrics, port: int = 9464, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None
+) -> tuple[Any, Any]:
+    """Expose ``metrics`` on ``http://addr:port/metrics`` from a background thread; returns (server, thread).
+
+    ``port=0`` picks a free port (``server.server_port``); ``server.shutdown()`` stops it.
+    """
     client = _client()
     reg = registry if registry is not None else client.CollectorRegistry()
     reg.register(PrometheusCollector(metrics))
-    client.start_http_server(port, addr=addr, registry=reg)
+    return client.start_http_server(port, addr=addr, registry=reg)
