@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hcsvfs import FileManager
-from hcsvfs.backends import DiskStorageBackend
+from hcsvfs.backends import DiskStorageBackend, MemoryStorageBackend
 from hcsvfs.errors import StorageError, StorageFullError
 from hcsvfs.registry import StorageRegistry
 from reliability_helpers import payload, run_in_child, temp_files, version_of
@@ -85,3 +85,74 @@ def test_storage_full_error_survives_pickling_across_processes(tmp_path: Path) -
     disk = DiskStorageBackend(tmp_path / "root")
     err = _full(lambda: disk.save(BIG, "p.npy"))
     assert type(err) is StorageFullError and err.path == "p.npy" and err.errno is not None
+
+
+# ---------------------------------------------------------------- memory overlay under pressure
+def _vm_size() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmSize in /proc/self/status")
+
+
+def test_overlay_pause_threshold_prevents_out_of_memory(tmp_path: Path) -> None:
+    """200 MiB through a 32 MiB overlay in a process that may grow by only 160 MiB: no MemoryError, nothing lost."""
+    from hcsvfs.tiering import MemoryOverlay
+
+    headroom, count, size = 160 * 2**20, 50, 4 * 2**20
+
+    def limit_memory() -> None:
+        cap = _vm_size() + headroom
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    def work() -> dict[str, Any]:
+        with MemoryOverlay(DiskStorageBackend(tmp_path / "spill", fsync=False), budget=32 * 2**20, pause_timeout=60) as ov:
+            for k in range(count):
+                ov.save(np.full(size // 8, k, dtype=np.float64), f"e{k}.npy")
+            for k in range(count):  # every entry is whole, wherever it lives now
+                got = ov.load(f"e{k}.npy")
+                assert got.shape == (size // 8,) and got[0] == k and got[-1] == k
+            return ov.stats()
+
+    stats = run_in_child(work, timeout_s=120, setup=limit_memory)
+    assert stats["spilled_entries"] > 0 and stats["memory_bytes"] <= stats["limit_bytes"]
+
+    def control() -> None:  # the same workload without the overlay really does exhaust the limit
+        mem = MemoryStorageBackend()
+        for k in range(count):
+            mem.save(np.full(size // 8, k, dtype=np.float64), f"e{k}.npy")
+
+    with pytest.raises(MemoryError):
+        run_in_child(control, setup=limit_memory)
+
+
+def test_full_disk_during_spill_keeps_entries_in_memory(tmp_path: Path) -> None:
+    """When spilling fails for lack of space, entries stay in memory and saves fail loud once memory is full."""
+    from hcsvfs.tiering import MemoryOverlay
+
+    def work() -> dict[str, Any]:
+        ov = MemoryOverlay(DiskStorageBackend(tmp_path / "spill"), budget=64 * 1024, pause_timeout=0.5)
+        saved, error = [], None
+        try:
+            for k in range(100):
+                ov.save(np.full((64, 64), k, dtype=np.uint16), f"e{k}.npy")  # 8 KiB each, LIMIT is 64 KiB
+                saved.append(k)
+        except StorageError as exc:
+            error = exc
+        for k in saved:  # nothing that was accepted is lost
+            assert version_of(ov.load(f"e{k}.npy")) == k
+        out = {"saved": saved, "error": error, "stats": ov.stats()}
+        ov.close()
+        return out
+
+    def tiny_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # every spill write fails
+
+    out = run_in_child(work, setup=tiny_files)
+    assert 0 < len(out["saved"]) < 100
+    assert isinstance(out["error"], MemoryError) and isinstance(out["error"], StorageError), repr(out["error"])
+    assert f"e{len(out['saved'])}.npy" in str(out["error"])
+    assert out["stats"]["last_spill_error"]  # the failing spill is reported, not swallowed
+    assert temp_files(tmp_path / "spill") == []
