@@ -50,6 +50,7 @@ __all__ = [
     "ObjectStorePermissionError",
     "DIR_MARKER",
     "S3_DEFAULT_OPTIONS",
+    "fsspec_options",
 ]
 
 #: Hidden object that makes a directory exist on a store without directories.
@@ -63,6 +64,9 @@ S3_DEFAULT_OPTIONS: dict[str, Any] = {
     "use_listings_cache": False,
     "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}},
 }
+#: Write threads for a zarr backend mounted on a remote URL: each S3 request waits on the
+#: network, so more of them in flight hide latency (the local default is 2, bound by CPU).
+REMOTE_WRITE_THREADS = 8
 #: s3fs's own retry loop (on top of botocore's) for transient errors.
 _S3_RETRIES = 2
 
@@ -114,8 +118,7 @@ class ObjectStoreBackend(StorageBackend):
         if endpoint_url is not None:
             options["endpoint_url"] = endpoint_url
         self._is_s3 = protocol in ("s3", "s3a")
-        if self._is_s3:
-            options = _with_s3_defaults(options)
+        options = fsspec_options(self.url, options)
         self._options = options  # may hold credentials: never printed, logged or put in a message
         self.fs, root = fsspec.core.url_to_fs(self.url, **options)
         if self._is_s3:
@@ -475,8 +478,16 @@ class ObjectStoreBackend(StorageBackend):
         return f"<ObjectStoreBackend {self.url}>"  # the URL only: options may hold credentials
 
 
-def _with_s3_defaults(options: dict[str, Any]) -> dict[str, Any]:
-    """The caller's options over fresh copies of the defaults (botocore edits config dicts in place)."""
+def fsspec_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for ``url`` with hcsvfs's defaults filled in (bounded timeouts, no listing cache on S3).
+
+    Used by this backend and by the zarr backend's FsspecStore, so both see a bucket the same way.
+    """
+    import fsspec
+
+    if fsspec.core.split_protocol(url)[0] not in ("s3", "s3a"):
+        return dict(options)
+    # Fresh copies every time: botocore edits config dicts in place.
     merged = copy.deepcopy(S3_DEFAULT_OPTIONS)
     config = {**merged.pop("config_kwargs"), **options.get("config_kwargs", {})}
     return {**merged, **options, "config_kwargs": copy.deepcopy(config)}
