@@ -340,5 +340,6 @@ def test_subprocess_exit_codes_and_one_line_errors(folder: Path, tmp_path: Path)
     assert missing.returncode == 1 and missing.stderr.startswith("hcsvfs: error:") and "Traceback" not in missing.stderr
     debug = cli("--debug", "info", str(tmp_path / "nope.tif"))
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert cli("--version").stdout.startswith("hcsvfs ")
     top = cli("--help")
     assert top.returncode == 0 and all(c in top.stdout for c in COMMANDS)
