@@ -393,3 +393,19 @@ def test_three_budgets_of_arrays_round_trip_with_peak_rss_near_the_budget(tmp_pa
     assert r["stats"]["restore_count"] >= r["n"] // 2
     grown = r["peak"] - r["base"]
     assert grown <= budget + margin, f"peak RSS grew {grown / 2**20:.1f} MiB over a {budget / 2**20:.0f} MiB budget"
+
+
+def test_zarr_as_the_persistent_tier(tmp_path: Path) -> None:
+    from hcsvfs.backends.zarr import ZarrStorageBackend
+
+    tier = ZarrStorageBackend(tmp_path / "z")
+    ov = MemoryOverlay(tier, budget=64 * KiB, background=False)
+    ov.ensure_directory("w")
+    ov.save({"not": "an array"}, "w/state")
+    for i in range(6):
+        ov.save(np.full((64, 64), i, np.int32), f"w/{i}")
+    assert tier.list_files("w") == ["w/0", "w/1", "w/2", "w/3"]
+    assert [int(np.asarray(ov.load(f"w/{i}"))[0, 0]) for i in range(6)] == list(range(6))
+    assert ov.load("w/state") == {"not": "an array"} and ov.stats()["unspillable_entries"] == 1
+    ov.delete_all("w")
+    assert not tier.exists("w/0")

@@ -75,8 +75,8 @@ def test_policy_knobs() -> None:
     assert policy.large_bytes == MiB
     assert choose(arr(1000), "x", policy=policy) == "overlay"
     assert choose(big(MiB), "x", policy=policy) == "zarr"
-    assert choose(arr(1000), "scan_007/B02_f1_c1.tif", policy=policy) == "zarr"
-    assert choose(arr(1000), "my_plate/B02_f1_c1.tif", policy=policy) == "disk"  # default glob replaced
+    assert choose(arr(1000), "scan_007/B02_s1_w1.tif", policy=policy) == "zarr"
+    assert choose(arr(1000), "my_plate/B02_s1_w1.tif", policy=policy) == "disk"  # default glob replaced
     with pytest.raises(ValueError):
         AutoPolicy(memory_fraction=1.5)
     with pytest.raises(ValueError):
@@ -89,16 +89,17 @@ def test_every_choice_has_a_reason() -> None:
 
 
 @pytest.mark.parametrize(
-    "name, hcs", [("A01_s1_w2_z003.tif", True), ("P24_f12_c3.tif", True), ("AF48_s1.tif", True),
-                  ("A01.tif", False), ("image_s1.tif", False), ("A01_x1.tif", False), ("results.csv", False)]
+    "name, hcs", [("A01_s1_w2_z003.tif", True), ("P24_s12_w3.tif", True), ("AF48_s1_w1_t002.tif", True),
+                  ("A01.tif", False), ("image_s1_w1.tif", False), ("A01_x1.tif", False), ("results.csv", False),
+                  ("A00_s1_w1.tif", False)]
 )
 def test_hcs_filenames(name: str, hcs: bool) -> None:
     assert is_hcs_filename(f"some/dir/{name}") is hcs
 
 
 def test_under_plate() -> None:
-    assert under_plate("plate.zarr/A/1/x.tif") and under_plate("P.OME.ZARR/A01_s1.tif")
-    assert under_plate("runs/Plate_07/A01_s1.tif")
+    assert under_plate("plate.zarr/A/1/x.tif") and under_plate("P.OME.ZARR/A01_s1_w1.tif")
+    assert under_plate("runs/Plate_07/A01_s1_w1.tif")
     assert not under_plate("runs/plate.tif") and not under_plate("x.tif")
 
 
@@ -208,3 +209,21 @@ def test_auto_memory_choices_can_go_to_an_overlay(tmp_path: Path) -> None:
     assert overlay.stats()["spill_count"] > 0
     assert all(np.array_equal(fm.load(f"w/{i}", Backend.AUTO), np.full(65_536, i, np.int32)) for i in range(8))
     overlay.close()
+
+
+def test_auto_with_the_real_zarr_backend(tmp_path: Path) -> None:
+    from hcsvfs.backends.zarr import ZarrStorageBackend
+
+    reg = StorageRegistry(discover=False)
+    reg.register_backend("memory", MemoryStorageBackend())
+    reg.register_backend("disk", DiskStorageBackend(tmp_path / "d", fsync=False))
+    reg.register_backend("zarr", ZarrStorageBackend(tmp_path / "z"))
+    fm = FileManager(reg, auto_policy=AutoPolicy(large_bytes="64KiB"))
+    image = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    fm.save(image, "plate.zarr/A01_s1_w1.tif", Backend.AUTO)
+    fm.save(np.arange(20_000), "work/big", Backend.AUTO)
+    fm.save(np.arange(10), "work/small", Backend.AUTO)
+    assert [fm.where(p) for p in ("plate.zarr/A01_s1_w1.tif", "work/big", "work/small")] == ["zarr", "zarr", "memory"]
+    fresh = FileManager(reg)  # no records: found by searching
+    assert np.array_equal(np.asarray(fresh.load("plate.zarr/A01_s1_w1.tif", Backend.AUTO)), image)
+    assert np.array_equal(np.asarray(fresh.load("work/big", Backend.AUTO)), np.arange(20_000))

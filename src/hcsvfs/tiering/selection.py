@@ -17,7 +17,6 @@ Rules, first match wins:
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +24,11 @@ from .. import paths as P
 from ..arrays import is_array, nbytes
 from ..errors import StorageError
 from ..formats import formats as default_formats
+from ..hcs import parse_filename
 from ..units import parse_bytes
 
 __all__ = ["AutoPolicy", "Placement", "choose_backend", "is_hcs_filename", "under_plate"]
 
-#: ``A01_s1_w2_z003.tif``, ``B12_f03_c1.tif``: a well id then field/site, channel, z or t tokens.
-_HCS_NAME = re.compile(r"^[A-Za-z]{1,2}\d{1,3}(?:_[sfwczt]\d+)+(?:\.[A-Za-z.]+)?$")
 _ZARR_EXTS = (".zarr", ".ome.zarr")
 
 
@@ -46,6 +44,8 @@ class AutoPolicy:
     memory_backend: str = "memory"
     #: Folder-name globs (case-insensitive) that mark a plate; any ``*.zarr`` folder is one too.
     plate_globs: tuple[str, ...] = ("*plate*",)
+    #: The hcsvfs.hcs file-name parser that recognises HCS image names (the zarr plate layout uses the same).
+    hcs_parser: str = "imagexpress"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "large_bytes", parse_bytes(self.large_bytes))
@@ -61,9 +61,9 @@ class Placement:
     reason: str
 
 
-def is_hcs_filename(path: P.PathLike) -> bool:
-    """True for image names that carry a well id and field/channel tokens (``A01_s1_w2_z003.tif``)."""
-    return bool(_HCS_NAME.match(P.basename(path)))
+def is_hcs_filename(path: P.PathLike, parser: str = "imagexpress") -> bool:
+    """True for image names the zarr plate layout can place (``A01_s1_w2_z003.tif``), via :mod:`hcsvfs.hcs`."""
+    return parse_filename(P.basename(path), parser) is not None
 
 
 def under_plate(path: P.PathLike, plate_globs: tuple[str, ...] = AutoPolicy.plate_globs) -> bool:
@@ -101,7 +101,7 @@ def choose_backend(
             return Placement("disk", f"{type(obj).__name__} with a {ext} file format: a file on disk")
         return Placement(memory, f"{type(obj).__name__} is not an array and has no file format here: kept live")
     size = nbytes(obj)
-    if "zarr" in backends and (ext in _ZARR_EXTS or (is_hcs_filename(p) and under_plate(p, policy.plate_globs))):
+    if "zarr" in backends and (ext in _ZARR_EXTS or (is_hcs_filename(p, policy.hcs_parser) and under_plate(p, policy.plate_globs))):
         return Placement("zarr", "an HCS image under a plate, or a .zarr path: the OME-Zarr plate layout")
     if ext and _disk_can_write(obj, p):
         return Placement("disk", f"the path asks for a {ext} file")
