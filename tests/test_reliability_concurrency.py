@@ -1,8 +1,9 @@
 """Concurrency: threads and processes under one root lose nothing, tear nothing, deadlock never.
 
 Thread tests run on every backend in backends_under_test.BACKENDS (via the
-``backend`` fixture); process tests run on the disk backend, whose state is
-shared through the file system. Every join has a timeout, so a deadlock is a
+``backend`` fixture); process tests run on the backends whose state other
+processes see (disk through the file system, shared memory through its
+segments and index). Every join has a timeout, so a deadlock is a
 failure, not a hung CI job.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from backends_under_test import BACKENDS
 from hcsvfs.backends import DiskStorageBackend, StorageBackend
 from hcsvfs.errors import StorageError
 from reliability_helpers import payload, start_together, temp_files, version_of
@@ -63,15 +65,26 @@ def test_racing_creator_threads_exactly_one_wins(backend: StorageBackend) -> Non
         assert version_of(backend.load(path)) == winner + 1
 
 
-def test_racing_creator_processes_exactly_one_wins(tmp_path: Path) -> None:
-    disk = DiskStorageBackend(tmp_path / "root")
+# Backends whose state is visible to other processes (forked workers share it through the OS).
+PROCESS_SHARED = [k for k in ("disk", "shared_memory") if k in BACKENDS]
+
+
+@pytest.fixture(params=PROCESS_SHARED)
+def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+    """A new backend of each kind that several processes can use at once."""
+    return BACKENDS[request.param](tmp_path, request)
+
+
+def test_racing_creator_processes_exactly_one_wins(shared_backend: StorageBackend) -> None:
+    disk = shared_backend
     disk.ensure_directory("race")
     for r in range(ROUNDS):
         path = f"race/r{r}.tif"
         outcomes = start_together(4, lambda i, _b: disk.save(payload(i + 1), path))
         winner = _one_winner(outcomes, FileExistsError)
         assert version_of(disk.load(path)) == winner + 1
-    assert temp_files(disk.root) == []  # losers cleaned up their temp files
+    if isinstance(disk, DiskStorageBackend):
+        assert temp_files(disk.root) == []  # losers cleaned up their temp files
     print(f"\n[reliability] {ROUNDS} process races of 4 creators: one winner each")
 
 
@@ -86,8 +99,8 @@ def test_racing_mover_threads_exactly_one_wins(backend: StorageBackend) -> None:
         assert version_of(backend.load(f"dst{winner}_{r}.npy")) == r
 
 
-def test_racing_mover_processes_exactly_one_wins(tmp_path: Path) -> None:
-    disk = DiskStorageBackend(tmp_path / "root")
+def test_racing_mover_processes_exactly_one_wins(shared_backend: StorageBackend) -> None:
+    disk = shared_backend
     disk.ensure_directory("src")
     for r in range(ROUNDS):
         disk.save(payload(r), f"src/{r}.npy")
@@ -168,9 +181,9 @@ def test_threads_save_load_list_move_delete_lose_nothing(backend: StorageBackend
     assert reads[0] > 0
 
 
-def test_processes_share_a_disk_root_without_loss(tmp_path: Path) -> None:
+def test_processes_share_a_root_without_loss(shared_backend: StorageBackend) -> None:
     """Four processes write their own objects and overwrite one shared key while a fifth only reads."""
-    disk = DiskStorageBackend(tmp_path / "root")
+    disk = shared_backend
     disk.ensure_directory("shared")
     disk.save(payload(0), "shared/key.tif")
     per_writer = 30
@@ -198,6 +211,7 @@ def test_processes_share_a_disk_root_without_loss(tmp_path: Path) -> None:
         ]
     assert version_of(disk.load("shared/key.tif")) % 1000 == per_writer - 1  # one writer's last save won
     assert temp_files(disk.root) == []
+    assert disk.list_dir("shared") == ["key.tif"]
 
 
 def test_racing_ensure_directory_and_save_batch(backend: StorageBackend) -> None:

@@ -253,3 +253,40 @@ def test_kill_during_overlay_spills_keeps_every_spilled_entry(tmp_path: Path) ->
     assert spilled_total > KILLS
     assert entry.nbytes == 2048
     print(f"\n[reliability] overlay spills: {KILLS} kills, {spilled_total} entries reported spilled, all loadable")
+
+
+def test_kill_during_shared_memory_writes(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Forked workers write into a namespace the test process owns; each is killed at a random point."""
+    from backends_under_test import BACKENDS
+
+    if "shared_memory" not in BACKENDS:
+        pytest.skip("no shared_memory entry in backends_under_test.BACKENDS")
+    shm = BACKENDS["shared_memory"](tmp_path, request)
+    rng = random.Random(14)
+    shm.save(payload(0), "key.npy")
+    current, next_new, acked_total = 0, 0, 0
+    for _ in range(KILLS):
+        start, first_new = current, next_new
+
+        def work(conn: Connection, start: int = start, first_new: int = first_new) -> None:
+            k, n = start, first_new
+            while True:
+                k += 1
+                shm.save(payload(k), "key.npy", overwrite=True)
+                shm.save(payload(n), f"new{n}.npy")
+                conn.send(("ack", (k, n)))
+                n += 1
+
+        run = run_and_kill(work, max_delay_s=MAX_DELAY_S, rng=rng)
+        acked_total += len(run.acks)
+        last_k, last_n = run.acks[-1] if run.acks else (start, first_new - 1)
+        current = version_of(shm.load("key.npy"))
+        assert current in (last_k, last_k + 1), (current, last_k)
+        for _, n in run.acks:
+            assert version_of(shm.load(f"new{n}.npy")) == n
+        if shm.exists(f"new{last_n + 1}.npy"):  # committed just before the kill: whole
+            assert version_of(shm.load(f"new{last_n + 1}.npy")) == last_n + 1
+        next_new = last_n + 2
+    for p in shm.list_files("."):
+        version_of(shm.load(p))  # everything listed is whole
+    print(f"\n[reliability] shared memory: {KILLS} kills, {acked_total} acked save pairs")
