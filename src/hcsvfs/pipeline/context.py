@@ -95,7 +95,10 @@ class ProcessingContext:
         for key, image in items:
             self.filemanager.save(image, StepOutput(target, directory, ()).path(key), target, overwrite=True)
             keys.append(key)
-        self.current_step_output = StepOutput(target, directory, tuple(keys))
+        previous, self.current_step_output = self.current_step_output, StepOutput(target, directory, tuple(keys))
+        if previous is not None and previous.directory != directory:
+            # Only the latest output is ever read again: free the older one now, not at the end of the well.
+            self.filemanager.delete_all(previous.directory, previous.backend)
         return self.current_step_output
 
     def write_final(self) -> int:

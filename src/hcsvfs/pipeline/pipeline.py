@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from .executors.base import Executor
 
-__all__ = ["Pipeline", "StorageConfig", "PlateJob", "RetryPolicy", "WellResult", "RunReport", "run_well"]
+__all__ = ["Pipeline", "StorageConfig", "PlateJob", "RetryPolicy", "WellResult", "RunReport", "run_well", "peak_rss"]
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def run_well(job: PlateJob, well: str, attempt: int = 1) -> WellResult:
         measurements=ctx.measurements,
         seconds=time.perf_counter() - start,
         bytes_read=ctx.bytes_read,
-        peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        peak_rss=peak_rss(),
         spills=_spills(fm, job.storage),
         attempts=attempt,
         thumbnail=thumbnail,
@@ -166,6 +166,20 @@ def run_well(job: PlateJob, well: str, attempt: int = 1) -> WellResult:
     marker = {k: v for k, v in result.__dict__.items() if k != "thumbnail"}
     fm.save(marker, P.join(job.state_path, f"{well}.json"), job.storage.state_backend, overwrite=True)
     return result
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes.
+
+    Linux's VmHWM belongs to the current program image; ``ru_maxrss`` survives
+    fork+exec, so a spawned worker would report its parent's peak.
+    """
+    with contextlib.suppress(OSError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _execute(step: AbstractStep, ctx: ProcessingContext) -> None:
