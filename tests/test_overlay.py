@@ -409,3 +409,26 @@ def test_zarr_as_the_persistent_tier(tmp_path: Path) -> None:
     assert ov.load("w/state") == {"not": "an array"} and ov.stats()["unspillable_entries"] == 1
     ov.delete_all("w")
     assert not tier.exists("w/0")
+
+
+def test_rss_mode_spills_and_pauses_on_process_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hcsvfs.tiering import MemoryMonitor
+
+    monitor = MemoryMonitor(0.5)
+    rss = {"value": 0}
+    monkeypatch.setattr(monitor, "process_used", lambda: rss["value"])
+    ov = MemoryOverlay(DiskStorageBackend(tmp_path / "spill", fsync=False), budget=monitor, background=False,
+                       pause_timeout=0.2)
+    assert ov.limit == monitor.limit
+    for i in range(3):
+        ov.save(block(i), f"r{i}")
+    assert ov.stats()["spilled_entries"] == 0 and ov.stats()["process_bytes"] == 0
+    rss["value"] = int(ov.spill_bytes) + 1  # the process is above spill although the overlay holds little
+    ov.save(block(3), "r3")
+    assert ov.stats()["memory_entries"] == 0  # everything it could spill went, synchronously
+    rss["value"] = int(ov.pause_bytes) + 1  # and above pause with nothing left to spill: a clear error
+    with pytest.raises(MemoryBudgetError):
+        ov.save(block(4), "r4")
+    rss["value"] = 0
+    ov.save(block(4), "r4")
+    assert [ov.load(f"r{i}")[0] for i in range(5)] == list(range(5))

@@ -109,6 +109,7 @@ class MemoryOverlay(StorageBackend):
         self.pause_timeout = pause_timeout
         self._store: dict[str, Any] = {}
         self._index = MemoryStorageBackend(store=self._store)  # the namespace: path -> _Entry or DIRECTORY
+        self._index.name = self.name  # its contract errors then say "on the overlay backend"
         self._cond = threading.Condition(threading.RLock())
         self._lru: OrderedDict[_Entry, None] = OrderedDict()  # spill candidates, oldest use first
         self._resident = 0  # bytes of the objects held in memory
@@ -353,8 +354,12 @@ class MemoryOverlay(StorageBackend):
         process = self._process()
         return self._resident > self.spill_bytes or (process is not None and process > self.spill_bytes)
 
-    def _above_target(self) -> bool:
-        return self._resident > self.target_bytes
+    def _needs_spill(self, *, sync: bool) -> bool:
+        """Managed bytes above target, or process memory (where measured) above spill; once a save has
+        crossed spill (``sync``), process memory is brought back to target, as Dask's workers do."""
+        process = self._process()
+        process_limit = self.target_bytes if sync else self.spill_bytes
+        return self._resident > self.target_bytes or (process is not None and process > process_limit)
 
     # ------------------------------------------------------------------ spilling
     def _admit(self, size: int, path: str) -> None:
@@ -394,17 +399,17 @@ class MemoryOverlay(StorageBackend):
         """Above ``spill``: spill synchronously down to ``target``; above ``target``: wake the background spiller."""
         with self._cond:
             if not self._above_spill():
-                if self._above_target() and self._thread is not None:
+                if self._needs_spill(sync=False) and self._thread is not None:
                     self._wake.set()
                 return
-        self._spill_down(to_target=True)
+        self._spill_down(sync=True)
 
-    def _spill_down(self, *, to_target: bool, under_pressure: bool = False) -> None:
-        """Spill LRU entries until below target (or spill) and under no outside pressure, or nothing is left."""
+    def _spill_down(self, *, sync: bool, under_pressure: bool = False) -> None:
+        """Spill LRU entries until below target (half of it under PSI pressure), or nothing is left."""
         failures = 0
         while True:
             with self._cond:
-                busy = self._above_target() if to_target else self._above_spill()
+                busy = self._needs_spill(sync=sync)
                 if not busy and under_pressure:
                     busy = self._resident > self.target_bytes // 2
                 if not busy or failures > len(self._lru):
@@ -596,7 +601,7 @@ def _background_spiller(ref: weakref.ref[MemoryOverlay], wake: threading.Event) 
         if overlay is None or overlay._closed:
             return
         try:
-            overlay._spill_down(to_target=True, under_pressure=overlay.budget.under_pressure())
+            overlay._spill_down(sync=False, under_pressure=overlay.budget.under_pressure())
         except Exception:  # the thread must survive a surprise; the saving thread still spills synchronously
             log.exception("background spill failed")
         del overlay
