@@ -16,7 +16,7 @@ from ... import paths as P
 from ...config import ZarrConfig
 from ...errors import InvalidPathError, PathNotADirectoryError, UnsupportedTypeError
 from ..base import StatResult, StorageBackend
-from .image import commit_image, create_image, open_levels, write_levels
+from .image import commit_image, create_image, open_array, open_levels, write_levels
 from .ngff import default_axes, node_kind, validate_group
 from .plate import PlaneTarget, PlateInfo, PlateLayout
 from .store import StoreLocator
@@ -55,7 +55,7 @@ class ZarrStorageBackend(StorageBackend):
         return self.locator.read_meta(self.locator.key(logical))
 
     def _resolve(self, p: str) -> tuple[str | None, dict[str, Any] | None]:
-        """("file" | "plane" | "dir" | None, the node's or, for a plane, the plate's metadata)."""
+        """("file" | "plane" | "dir" | None, the node's metadata or, for a plane, its plate's and its (field, index))."""
         if p in (".", "/"):
             return "dir", self._meta(p)
         parent = P.parent(p)
@@ -63,7 +63,7 @@ class ZarrStorageBackend(StorageBackend):
         pkind = node_kind(pmeta)
         if pkind == "plate":
             found = self.plates.lookup(parent, P.basename(p), pmeta)
-            return ("plane", pmeta) if found is not None else (None, None)
+            return ("plane", {"plate": pmeta, "field": found}) if found is not None else (None, None)
         if pkind in ("image", "array"):
             raise PathNotADirectoryError(f"{p!r}: its parent {parent!r} is a file, not a directory", path=p, backend=self.name)
         if pkind == "internal":
@@ -127,11 +127,11 @@ class ZarrStorageBackend(StorageBackend):
         if kind == "dir":
             raise self._is_a_directory(p)
         if kind == "plane":
-            view = self.plates.open_plane(P.parent(p), P.basename(p), meta)
-            if view is None:
-                raise self._not_found(p)
+            assert meta is not None
+            field_path, index = meta["field"]
+            view = ZarrArrayView(open_array(self.locator, self.locator.key(f"{field_path}/{level}")), p, prefix=index)
         else:
-            levels = open_levels(self.locator, p)
+            levels = open_levels(self.locator, p, meta=meta)
             if not 0 <= level < len(levels):
                 raise InvalidPathError(f"{p!r} has pyramid levels 0..{len(levels) - 1}, not {level}", path=p, backend=self.name)
             view = ZarrArrayView(levels[level], p)
@@ -239,7 +239,8 @@ class ZarrStorageBackend(StorageBackend):
     def _delete_file(self, path: str) -> None:
         kind, meta = self._resolve(path)
         if kind == "plane":
-            self.plates.remove(P.parent(path), P.basename(path), meta)
+            assert meta is not None
+            self.plates.remove(P.parent(path), P.basename(path), meta["plate"])
         else:
             self.locator.delete_tree(self.locator.key(path))
 

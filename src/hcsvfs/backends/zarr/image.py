@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.array import AsyncArray
+from zarr.storage import StorePath
 
 from ...config import ZarrConfig
 from .codecs import array_layout
@@ -13,7 +15,7 @@ from .ngff import image_attrs
 from .pyramid import downsample, level_shape
 from .store import StoreLocator
 
-__all__ = ["create_image", "write_levels", "commit_image", "level_count", "PENDING", "open_levels"]
+__all__ = ["create_image", "write_levels", "commit_image", "level_count", "PENDING", "open_levels", "open_array"]
 
 #: Attributes of a node being written: node_kind() says "internal", so listings and loads skip it.
 PENDING = {"hcsvfs": {"kind": "pending"}}
@@ -67,10 +69,18 @@ def commit_image(locator: StoreLocator, logical: str, axes: str | None, levels: 
     locator.write_meta(locator.key(logical), {"zarr_format": 3, "node_type": "group", "attributes": attrs})
 
 
-def open_levels(locator: StoreLocator, logical: str, mode: str = "r") -> list[Any]:
-    """The level arrays of the image at ``logical``, full resolution first."""
+def open_levels(locator: StoreLocator, logical: str, mode: str = "r", meta: dict[str, Any] | None = None) -> list[Any]:
+    """The level arrays of the image at ``logical`` (whose group metadata may be passed in), full resolution first."""
     key = locator.key(logical)
-    meta = locator.read_meta(key) or {}
+    meta = meta if meta is not None else locator.read_meta(key) or {}
     ome = (meta.get("attributes") or {}).get("ome") or {}
     paths = [d["path"] for d in ome["multiscales"][0]["datasets"]] if "multiscales" in ome else ["0"]
-    return [zarr.open_array(zarr.storage.StorePath(locator.store, f"{key}/{p}" if key else p), mode=mode) for p in paths]
+    return [open_array(locator, f"{key}/{p}" if key else p, mode) for p in paths]
+
+
+def open_array(locator: StoreLocator, key: str, mode: str = "r") -> Any:
+    """The zarr array at store ``key``, built from metadata read by the locator (one event-loop hop fewer per open)."""
+    meta = locator.read_meta(key)
+    if meta is None or meta.get("node_type") != "array":
+        return zarr.open_array(StorePath(locator.store, key), mode=mode)  # lets zarr raise its own error
+    return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(locator.store, key)))

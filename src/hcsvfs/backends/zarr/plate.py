@@ -21,7 +21,7 @@ from ... import paths as P
 from ...config import ZarrConfig
 from ...errors import InvalidPathError, PathExistsError, StorageError
 from ...hcs import HCSName, parse_filename, row_index, row_name
-from .image import commit_image, create_image, open_levels, write_levels
+from .image import commit_image, create_image, open_array, open_levels, write_levels
 from .ngff import node_kind, plate_attrs, well_attrs
 from .store import StoreLocator
 from .view import ZarrArrayView
@@ -103,7 +103,7 @@ class PlateInfo:
                 backend="zarr",
             )
         logical = f"{self.path}/{info.row}/{info.column}/{field}"
-        return ZarrArrayView(open_levels(self._layout.locator, logical)[0], logical)
+        return ZarrArrayView(open_array(self._layout.locator, self._layout.locator.key(f"{logical}/0")), logical)
 
 
 class PlateLayout:
@@ -163,13 +163,6 @@ class PlateLayout:
         for well in (ome.get("plate") or {}).get("wells", []):
             out.extend(_index(self._well_meta(f"{plate}/{well['path']}")))
         return sorted(out)
-
-    def open_plane(self, plate: str, filename: str, plate_meta: dict[str, Any] | None) -> ZarrArrayView | None:
-        found = self.lookup(plate, filename, plate_meta)
-        if found is None:
-            return None
-        field_path, index = found
-        return ZarrArrayView(open_levels(self.locator, field_path)[0], P.join(plate, filename), prefix=index)
 
     def info(self, plate: str, plate_meta: dict[str, Any]) -> PlateInfo:
         ome = (plate_meta.get("attributes") or {}).get("ome") or {}
