@@ -117,6 +117,7 @@ def test_pause_with_everything_pinned_raises_not_hangs(tmp_path: Path) -> None:
     for i in range(3):
         ov.save(block(i), f"p{i}")
         ov.pin(f"p{i}")
+    ov.ensure_directory("one/too")
     start = time.monotonic()
     with pytest.raises(MemoryBudgetError) as info:
         ov.save(block(9), "one/too/many")
@@ -432,3 +433,16 @@ def test_rss_mode_spills_and_pauses_on_process_memory(tmp_path: Path, monkeypatc
     rss["value"] = 0
     ov.save(block(4), "r4")
     assert [ov.load(f"r{i}")[0] for i in range(5)] == list(range(5))
+
+
+def test_a_save_that_breaks_the_rules_fails_before_pausing(tmp_path: Path) -> None:
+    ov = overlay(tmp_path, budget=64 * KiB, pause_timeout=30)
+    for i in range(3):
+        ov.save(block(i), f"p{i}")
+        ov.pin(f"p{i}")
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError):
+        ov.save(block(9), "missing/x")
+    with pytest.raises(FileExistsError):
+        ov.save(block(9), "p0")
+    assert time.monotonic() - start < 5

@@ -132,7 +132,7 @@ class MemoryOverlay(StorageBackend):
     def save(self, data: Any, path: P.PathLike, *, overwrite: bool = False, **options: Any) -> None:
         p = P.normalize(path)
         size = _sizeof(data)
-        self._admit(size, p)
+        self._admit(size, p, overwrite)
         with self._cond:
             try:
                 old = self._idle_entry(p)
@@ -362,7 +362,7 @@ class MemoryOverlay(StorageBackend):
         return self._resident > self.target_bytes or (process is not None and process > process_limit)
 
     # ------------------------------------------------------------------ spilling
-    def _admit(self, size: int, path: str) -> None:
+    def _admit(self, size: int, path: str, overwrite: bool) -> None:
         """Make room for ``size`` new bytes below the pause threshold, or raise MemoryBudgetError."""
         if size > self.pause_bytes:
             raise MemoryBudgetError(
@@ -385,6 +385,7 @@ class MemoryOverlay(StorageBackend):
                 if victim is None:
                     now = time.monotonic()
                     if deadline is None:
+                        self._check_target(path, overwrite)  # a save that would fail anyway must not wait first
                         deadline = now + self.pause_timeout
                         self._counters.pauses += 1
                     if now >= deadline:
