@@ -261,7 +261,9 @@ class PlateLayout:
         field_path = planes[0][0].field
         first = planes[0][1]
         need = tuple(max(t.index[i] for t, _ in planes) + 1 for i in range(3))
-        existing = self.locator.read_meta(self.locator.key(f"{field_path}/0")) is not None
+        # Only a committed field is grown in place; one left pending by a killed writer is written afresh
+        # (growing it would list the well with a field whose image metadata was never committed).
+        existing = node_kind(self.locator.read_meta(self.locator.key(field_path))) == "image"
         if not existing:
             # A new field: assemble it once and write it in one go (one shard in the default layout).
             buf = np.zeros((*need, *first.shape), dtype=first.dtype)
