@@ -25,7 +25,7 @@ import io
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,7 @@ class ObjectStoreBackend(StorageBackend):
         self.cache = cache
         self.formats = formats if formats is not None else default_formats
         self.claim_ttl = claim_ttl
+        self._batch = threading.local()  # per-thread folder listings while save_batch checks its paths
         if self._is_local:
             Path(self._root).mkdir(parents=True, exist_ok=True)
 
@@ -290,6 +291,28 @@ class ObjectStoreBackend(StorageBackend):
         fmt.dump(data, buf, **options)
         self._commit(p, buf.getvalue(), overwrite=overwrite)
 
+    def save_batch(
+        self,
+        data_list: Sequence[Any],
+        paths: Sequence[P.PathLike],
+        *,
+        overwrite: bool = False,
+        allow_pickle: bool = False,
+        **options: Any,
+    ) -> None:
+        """Check every path first (one listing per folder), then write each object as save() does."""
+        logical = [self._logical(p) for p in paths]
+        fmts = [self.formats.for_save(d, p, allow_pickle=allow_pickle) for d, p in zip(data_list, logical)]
+        self._batch.listings = {}
+        try:
+            self._check_batch(data_list, logical, overwrite=overwrite)
+        finally:
+            self._batch.listings = None
+        for data, p, fmt in zip(data_list, logical, fmts):
+            buf = io.BytesIO()
+            fmt.dump(data, buf, **options)
+            self._commit(p, buf.getvalue(), overwrite=overwrite)  # a racing creator still loses loudly here
+
     def _commit(self, p: str, data: bytes, *, overwrite: bool) -> None:
         self._invalidate(p)
         try:
@@ -326,8 +349,15 @@ class ObjectStoreBackend(StorageBackend):
         p = self._logical(path)
         if p == ".":
             return StatResult(".", "directory")
+        listing = getattr(self._batch, "listings", None)
         with self._io("stat", p):
-            info = self._info(self._key(p))
+            if listing is not None:  # inside save_batch: one listing per folder instead of two requests per path
+                parent = P.parent(p)
+                if parent not in listing:
+                    listing[parent] = {P.basename(e["name"].rstrip("/")): e for e in self._ls(self._key(parent), detail=True)}
+                info = listing[parent].get(P.basename(p))
+            else:
+                info = self._info(self._key(p))
         if info is None:
             raise self._not_found(p)
         if info.get("type") == "directory":
