@@ -32,6 +32,8 @@ class ProcessPoolExecutor(Executor):
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers = workers
         self.share_intermediates = share_intermediates
+        #: The shared-memory namespace of the latest run (None without ``share_intermediates``).
+        self.namespace: str | None = None
 
     def run(
         self, job: PlateJob, wells: Sequence[str], retry: RetryPolicy, on_well: WellCallback | None = None
@@ -41,6 +43,7 @@ class ProcessPoolExecutor(Executor):
             from ...backends.shared_memory import SharedMemoryStorageBackend
 
             shared = SharedMemoryStorageBackend()
+            self.namespace = shared.namespace
             job = replace(job, storage=replace(job.storage, shared_memory_namespace=shared.namespace))
         try:
             return self._run(job, list(wells), retry, on_well)
