@@ -290,3 +290,53 @@ def test_kill_during_shared_memory_writes(tmp_path: Path, request: pytest.Fixtur
     for p in shm.list_files("."):
         version_of(shm.load(p))  # everything listed is whole
     print(f"\n[reliability] shared memory: {KILLS} kills, {acked_total} acked save pairs")
+
+
+def _well(w: int) -> str:
+    return f"{'ABCDEFGHIJKLMNOP'[w // 24]}{w % 24 + 1:02d}"
+
+
+def _well_planes(w: int) -> tuple[list[np.ndarray], list[str]]:
+    """Two fields x two channels of well number ``w``, each plane carrying its own version."""
+    names = [f"plate.zarr/{_well(w)}_s{s}_w{c}.tif" for s in (1, 2) for c in (1, 2)]
+    return [payload(w * 4 + i, shape=(16, 16)) for i in range(4)], names
+
+
+def test_kill_during_zarr_plate_writes_never_lists_an_incomplete_well(tmp_path: Path) -> None:
+    """The plate metadata lists a well only when all its fields are written; a rerun completes the rest."""
+    from hcsvfs.backends.zarr import ZarrStorageBackend
+
+    rng = random.Random(15)
+    zb = ZarrStorageBackend(tmp_path / "root")
+    zb.ensure_directory("plate.zarr")
+    next_w, acked_total, listed_incomplete = 0, 0, 0
+    for _ in range(KILLS):
+        start = next_w
+
+        def work(conn: Connection, start: int = start) -> None:
+            worker = ZarrStorageBackend(tmp_path / "root")
+            for w in range(start, 384):
+                worker.save_batch(*_well_planes(w))
+                conn.send(("ack", w))
+
+        run = run_and_kill(work, max_delay_s=0.25, rng=rng)
+        assert not run.finished, "the plate filled up; lower KILLS or the delay"
+        acked_total += len(run.acks)
+        in_flight = (run.acks[-1] + 1) if run.acks else start
+        wells = zb.open_plate("plate.zarr").wells if zb.exists("plate.zarr") else {}
+        for w in [*run.acks, in_flight]:
+            info = wells.get(_well(w))
+            if info is None:
+                assert w == in_flight, f"acknowledged well {_well(w)} is missing from the plate"
+                continue
+            listed_incomplete += sorted(info.fields) != ["0", "1"] or len(info.files) != 4
+            data, names = _well_planes(w)
+            assert [version_of(np.asarray(zb.load(n))) for n in names] == [version_of(d) for d in data]
+        assert set(wells) <= {_well(w) for w in range(in_flight + 1)}
+        zb.save_batch(*_well_planes(in_flight), overwrite=True)  # the rerun finishes the interrupted well
+        next_w = in_flight + 1
+    assert listed_incomplete == 0
+    plate = zb.open_plate("plate.zarr")
+    assert sorted(plate.wells) == sorted(_well(w) for w in range(next_w))
+    zb.validate("plate.zarr")  # the NGFF metadata is valid after all those kills
+    print(f"\n[reliability] zarr plate: {KILLS} kills, {acked_total} acked wells, {next_w} wells complete and valid")
