@@ -10,8 +10,8 @@ threads, no I/O) is the ceiling for write throughput.
 Reads come from the page cache (the plate was just written); that is the
 warm-cache case a viewer or a pipeline step sees.
 
-Usage: ``python benchmarks/bench_zarr.py [--quick] [--full] [--json PATH]``
-(default 8 wells x 4 fields x 3 channels x 1024 x 1024; ``--full`` 2048 x 2048).
+Usage: ``python benchmarks/bench_zarr.py [--quick] [--full] [--z N] [--size PX] [--json PATH]``
+(default 8 wells x 4 fields x 3 channels x 1 z x 1024 x 1024; ``--full`` 2048 x 2048).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from hcsvfs.hcs import HCSName, parse_filename, well_name
+
 WRITE_VS_POLYSTORE = 2.0  # targets from issue 3
 RANDOM_READ_VS_SINGLE_CHUNK = 20.0
 WRITE_VS_CODEC = 0.5
@@ -49,19 +51,27 @@ def synthetic_plane(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(rng.poisson(image), 0, 65535).astype(np.uint16)
 
 
-def make_plate(wells: int, fields: int, channels: int, size: int) -> dict[str, np.ndarray]:
+def make_plate(wells: int, fields: int, channels: int, size: int, zs: int = 1) -> dict[str, np.ndarray]:
     """``{"A01_s1_w1_z001_t001.tif": plane}`` for the whole plate (a handful of base planes, shifted so no two are equal)."""
     rng = np.random.default_rng(0)
-    base = [synthetic_plane(rng, size) for _ in range(min(6, wells * fields * channels))]
+    base = [synthetic_plane(rng, size) for _ in range(min(6, wells * fields * channels * zs))]
     out = {}
     i = 0
     for w in range(wells):
-        well = f"{chr(ord('A') + w // 12)}{w % 12 + 1:02d}"
+        well = well_name(w // 12, w % 12)
         for s in range(1, fields + 1):
             for c in range(1, channels + 1):
-                out[f"{well}_s{s}_w{c}_z001_t001.tif"] = np.roll(base[i % len(base)], i * 7, axis=1)
-                i += 1
+                for z in range(1, zs + 1):
+                    out[f"{well}_s{s}_w{c}_z{z:03d}_t001.tif"] = np.roll(base[i % len(base)], i * 7, axis=1)
+                    i += 1
     return out
+
+
+def where(name: str) -> HCSName:
+    """Well, field, channel, z of a plate file name (the same parser hcsvfs uses)."""
+    parsed = parse_filename(name)
+    assert parsed is not None, name
+    return parsed
 
 
 def folder_bytes(path: Path) -> int:
@@ -86,8 +96,8 @@ class Contender:
 
     name = ""
 
-    def __init__(self, root: Path, planes: dict[str, np.ndarray], fields: int, channels: int) -> None:
-        self.root, self.planes, self.fields, self.channels = root, planes, fields, channels
+    def __init__(self, root: Path, planes: dict[str, np.ndarray], fields: int, channels: int, zs: int = 1) -> None:
+        self.root, self.planes, self.fields, self.channels, self.zs = root, planes, fields, channels, zs
 
     def write(self) -> None: ...
     def read_all(self) -> int: ...
@@ -144,8 +154,9 @@ class Polystore(Contender):
                 axes=(
                     ZarrBatchAxis("field", tuple(str(s) for s in range(1, self.fields + 1)), ZarrBatchAxisRole.HCS_IMAGE),
                     ZarrBatchAxis("c", tuple(str(c) for c in range(1, self.channels + 1))),
+                    ZarrBatchAxis("z", tuple(str(z) for z in range(1, self.zs + 1))),
                 ),
-                item_coordinates=tuple((int(n.split("_s")[1].split("_")[0]) - 1, int(n.split("_w")[1].split("_")[0]) - 1) for n in names),
+                item_coordinates=tuple((where(n).field - 1, where(n).channel - 1, where(n).z - 1) for n in names),
             )
             self.backend.save_batch(
                 [self.planes[n] for n in names],
@@ -163,13 +174,20 @@ class Polystore(Contender):
         return self.backend.load_batch([str(self.root / "plate.zarr" / name)])[0]
 
 
-def _field_stacks(planes: dict[str, np.ndarray], channels: int) -> dict[tuple[str, int], np.ndarray]:
-    """``{(well, field): (1, c, 1, y, x) stack}``, assembled the way any writer of per-field arrays must."""
-    out: dict[tuple[str, int], list[np.ndarray]] = {}
+def _field_stacks(planes: dict[str, np.ndarray], channels: int, zs: int) -> dict[tuple[str, int], np.ndarray]:
+    """``{(well, field): (1, c, z, y, x) stack}``, assembled the way any writer of per-field arrays must."""
+    out: dict[tuple[str, int], np.ndarray] = {}
     for n, a in planes.items():
-        well, s = n.split("_")[0], int(n.split("_s")[1].split("_")[0])
-        out.setdefault((well, s - 1), []).append(a)
-    return {k: np.stack(v)[None, :, None] for k, v in out.items()}
+        h = where(n)
+        key = (h.well, h.field - 1)
+        if key not in out:
+            out[key] = np.empty((1, channels, zs, *a.shape), a.dtype)
+        out[key][0, h.channel - 1, h.z - 1] = a
+    return out
+
+
+def _one_name_per_field(planes: dict[str, np.ndarray]) -> list[str]:
+    return list({(where(n).well, where(n).field): n for n in planes}.values())
 
 
 class OmeZarrPy(Contender):
@@ -186,7 +204,7 @@ class OmeZarrPy(Contender):
         fmt = FormatV05()
 
         root = zarr.open_group(self.root / "plate.zarr", mode="w")
-        stacks = _field_stacks(self.planes, self.channels)
+        stacks = _field_stacks(self.planes, self.channels, self.zs)
         wells = sorted({w for w, _ in stacks})
         write_plate_metadata(root, sorted({w[0] for w in wells}), sorted({str(int(w[1:])) for w in wells}), [f"{w[0]}/{int(w[1:])}" for w in wells], fmt=fmt)
         for well in wells:
@@ -206,16 +224,15 @@ class OmeZarrPy(Contender):
     def _array(self, name: str) -> Any:
         import zarr
 
-        well, s = name.split("_")[0], int(name.split("_s")[1].split("_")[0]) - 1
-        return zarr.open_array(self.root / "plate.zarr" / well[0] / str(int(well[1:])) / str(s) / "s0", mode="r")  # write_image names level 0 "s0"
+        h = where(name)
+        return zarr.open_array(self.root / "plate.zarr" / h.well[0] / str(h.column + 1) / str(h.field - 1) / "s0", mode="r")  # write_image names level 0 "s0"
 
     def read_all(self) -> int:
-        seen = {n.split("_w")[0]: n for n in self.planes}
-        return sum(self._array(n)[...].nbytes for n in seen.values())
+        return sum(self._array(n)[...].nbytes for n in _one_name_per_field(self.planes))
 
     def read_plane(self, name: str) -> np.ndarray:
-        c = int(name.split("_w")[1].split("_")[0]) - 1
-        return self._array(name)[0, c, 0]
+        h = where(name)
+        return self._array(name)[0, h.channel - 1, h.z - 1]
 
 
 class BareZarr(Contender):
@@ -238,20 +255,20 @@ class BareZarr(Contender):
             )
 
         with ThreadPoolExecutor(2) as pool:  # the same 2 threads hcsvfs uses
-            list(pool.map(one, _field_stacks(self.planes, self.channels).items()))
+            list(pool.map(one, _field_stacks(self.planes, self.channels, self.zs).items()))
 
     def _array(self, name: str) -> Any:
         import zarr
 
-        well, s = name.split("_")[0], int(name.split("_s")[1].split("_")[0]) - 1
-        return zarr.open_array(self.root / "plate.zarr" / well / str(s), mode="r")
+        h = where(name)
+        return zarr.open_array(self.root / "plate.zarr" / h.well / str(h.field - 1), mode="r")
 
     def read_all(self) -> int:
-        seen = {n.split("_w")[0]: n for n in self.planes}
-        return sum(self._array(n)[...].nbytes for n in seen.values())
+        return sum(self._array(n)[...].nbytes for n in _one_name_per_field(self.planes))
 
     def read_plane(self, name: str) -> np.ndarray:
-        return self._array(name)[0, int(name.split("_w")[1].split("_")[0]) - 1, 0]
+        h = where(name)
+        return self._array(name)[0, h.channel - 1, h.z - 1]
 
 
 def codec_alone(planes: dict[str, np.ndarray]) -> float:
@@ -274,7 +291,7 @@ def warm(base: Path, contenders: list[tuple[str, Callable[[Path], Contender]]]) 
         folder.mkdir()
         c = make(folder)
         c.planes = tiny
-        c.fields = c.channels = 1
+        c.fields = c.channels = c.zs = 1
         try:
             c.write()
             c.read_plane(next(iter(tiny)))
@@ -283,20 +300,20 @@ def warm(base: Path, contenders: list[tuple[str, Callable[[Path], Contender]]]) 
         shutil.rmtree(folder)
 
 
-def run(wells: int, fields: int, channels: int, size: int, samples: int) -> dict[str, Any]:
+def run(wells: int, fields: int, channels: int, size: int, samples: int, zs: int = 1) -> dict[str, Any]:
     from hcsvfs import ZarrConfig
 
-    planes = make_plate(wells, fields, channels, size)
+    planes = make_plate(wells, fields, channels, size, zs)
     raw = sum(a.nbytes for a in planes.values())
     names = list(planes)
     picks = random.Random(1).sample(names, min(samples, len(names)))
     contenders: list[tuple[str, Callable[[Path], Contender]]] = [
-        ("hcsvfs (plane chunks, shard/field)", lambda p: Hcsvfs(p, planes, fields, channels, label="hcsvfs")),
-        ("hcsvfs chunks=None", lambda p: Hcsvfs(p, planes, fields, channels, config=ZarrConfig(chunks=None), label="hcsvfs chunks=None")),
-        ("hcsvfs + crc32c", lambda p: Hcsvfs(p, planes, fields, channels, config=ZarrConfig(checksum=True), label="hcsvfs + crc32c")),
-        ("polystore", lambda p: Polystore(p, planes, fields, channels)),
-        ("ome-zarr-py", lambda p: OmeZarrPy(p, planes, fields, channels)),
-        ("bare zarr", lambda p: BareZarr(p, planes, fields, channels)),
+        ("hcsvfs (plane chunks, shard/field)", lambda p: Hcsvfs(p, planes, fields, channels, zs, label="hcsvfs")),
+        ("hcsvfs chunks=None", lambda p: Hcsvfs(p, planes, fields, channels, zs, config=ZarrConfig(chunks=None), label="hcsvfs chunks=None")),
+        ("hcsvfs + crc32c", lambda p: Hcsvfs(p, planes, fields, channels, zs, config=ZarrConfig(checksum=True), label="hcsvfs + crc32c")),
+        ("polystore", lambda p: Polystore(p, planes, fields, channels, zs)),
+        ("ome-zarr-py", lambda p: OmeZarrPy(p, planes, fields, channels, zs)),
+        ("bare zarr", lambda p: BareZarr(p, planes, fields, channels, zs)),
     ]
     results: dict[str, dict[str, float]] = {}
     base = Path(tempfile.mkdtemp(prefix="bench_zarr_"))
@@ -327,7 +344,7 @@ def run(wells: int, fields: int, channels: int, size: int, samples: int) -> dict
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return {
-        "plate": {"wells": wells, "fields": fields, "channels": channels, "size": size, "MB": raw / 1e6, "planes": len(planes)},
+        "plate": {"wells": wells, "fields": fields, "channels": channels, "zs": zs, "size": size, "MB": raw / 1e6, "planes": len(planes)},
         "codec_alone_MBps": codec_alone(planes),
         "results": results,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -336,7 +353,7 @@ def run(wells: int, fields: int, channels: int, size: int, samples: int) -> dict
 
 def report(out: dict[str, Any]) -> None:
     p = out["plate"]
-    print(f"plate: {p['wells']} wells x {p['fields']} fields x {p['channels']} ch x {p['size']}^2 uint16 = {p['MB']:.0f} MB, {p['planes']} planes")
+    print(f"plate: {p['wells']} wells x {p['fields']} fields x {p['channels']} ch x {p['zs']} z x {p['size']}^2 uint16 = {p['MB']:.0f} MB, {p['planes']} planes")
     print(f"codec alone (Blosc LZ4-1 + shuffle, 2 threads): {out['codec_alone_MBps']:.0f} MB/s\n")
     res = out["results"]
     ref = res.get("hcsvfs (plane chunks, shard/field)", {})
@@ -369,13 +386,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="4 wells x 2 fields x 2 channels x 512^2 (a smoke run)")
     ap.add_argument("--full", action="store_true", help="2048 x 2048 planes (about 400 MB)")
+    ap.add_argument("--z", type=int, default=1, help="z planes per field (deep fields show the single-chunk read cost)")
+    ap.add_argument("--size", type=int, help="plane side in pixels (overrides the default)")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
     if args.quick:
         shape = (4, 2, 2, 512)
     else:
         shape = (8, 4, 3, 2048 if args.full else 1024)
-    out = run(*shape, samples=5 if args.quick else 15)
+    if args.size:
+        shape = (*shape[:3], args.size)
+    out = run(*shape, samples=5 if args.quick else 15, zs=args.z)
     report(out)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

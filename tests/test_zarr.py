@@ -271,3 +271,15 @@ def test_ome_zarr_py_reads_the_image_pixel_exact(zb: ZarrStorageBackend, tmp_pat
     zb.save(data, "img")
     node = next(iter(Reader(parse_url(str(tmp_path / "root" / "img")))()))
     assert np.array_equal(np.asarray(node.data[0]), data)
+
+
+def test_fsspec_url_root_holds_images_and_plates() -> None:
+    zb = ZarrStorageBackend("memory://hcsvfs-test-zarr/root")
+    zb.ensure_directory("p.zarr")
+    zb.save(image(), "p.zarr/A01_s1_w1.tif")
+    zb.save(image(seed=2), "img")
+    assert zb.list_dir(".") == ["img", "p.zarr"] and zb.list_dir("p.zarr") == ["A01_s1_w1.tif"]
+    assert np.array_equal(zb.load("p.zarr/A01_s1_w1.tif", materialize=True), image())
+    assert zb.validate("p.zarr")[0] == "p.zarr"
+    zb.delete_all("p.zarr")
+    assert zb.list_dir(".") == ["img"]

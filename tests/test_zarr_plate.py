@@ -271,6 +271,9 @@ def test_pyramids_on_plate_fields(tmp_path: Path) -> None:
     first = data[f"{PLATE}/A01_s1_w1_z001_t001.tif"]
     assert np.array_equal(level1[0, 0, 0], np.rint(first.reshape(12, 2, 16, 2).mean(axis=(1, 3))).astype(np.uint16))
     assert np.array_equal(level1[0, 1, 0], np.rint(plane(5).reshape(12, 2, 16, 2).mean(axis=(1, 3))).astype(np.uint16))
+    assert np.array_equal(zb.load(f"{PLATE}/A01_s1_w2.tif", level=1, materialize=True), level1[0, 1, 0])
+    with pytest.raises(InvalidPathError, match="no pyramid level 2"):
+        zb.load(f"{PLATE}/A01_s1_w2.tif", level=2)
     zb.validate(PLATE)
 
 

@@ -129,7 +129,10 @@ class ZarrStorageBackend(StorageBackend):
         if kind == "plane":
             assert meta is not None
             field_path, index = meta["field"]
-            view = ZarrArrayView(open_array(self.locator, self.locator.key(f"{field_path}/{level}")), p, prefix=index)
+            key = self.locator.key(f"{field_path}/{level}")
+            if level < 0 or self.locator.read_meta(key) is None:
+                raise InvalidPathError(f"{p!r} has no pyramid level {level}", path=p, backend=self.name)
+            view = ZarrArrayView(open_array(self.locator, key), p, prefix=index)
         else:
             levels = open_levels(self.locator, p, meta=meta)
             if not 0 <= level < len(levels):

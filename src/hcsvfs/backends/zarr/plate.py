@@ -266,7 +266,9 @@ class PlateLayout:
         existing = node_kind(self.locator.read_meta(self.locator.key(field_path))) == "image"
         if not existing:
             # A new field: assemble it once and write it in one go (one shard in the default layout).
-            buf = np.zeros((*need, *first.shape), dtype=first.dtype)
+            full = len(planes) == need[0] * need[1] * need[2]
+            # np.zeros only when some (t, c, z) slots stay empty: they must read back as 0, the fill value.
+            buf = (np.empty if full else np.zeros)((*need, *first.shape), dtype=first.dtype)
             for t, data in planes:
                 buf[t.index] = data
             arrays = create_image(self.locator, field_path, buf.shape, buf.dtype, self.config, _FIELD_AXES)
