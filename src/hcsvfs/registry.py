@@ -46,7 +46,7 @@ _Factory = Callable[[], StorageBackend]
 def canonical_name(name: BackendRef) -> str:
     """The registry key for a backend name or member: ``Backend.DISK``, ``"DISK"`` and ``" disk "`` are all ``"disk"``."""
     if isinstance(name, Backend):
-        return name.value
+        return name._value_  # not .value: the enum descriptor costs more than the rest of a memory load
     if not isinstance(name, str) or not name.strip():
         raise StorageResolutionError(f"a backend is named by a Backend member or a non-empty str, not {name!r}")
     return name.strip().lower()
