@@ -11,7 +11,7 @@ working set is every output, ``steps x item`` bytes. Contenders:
   structure a Dask worker spills through, with its target set to the overlay's target bytes.
 
 Budgets are 0.25x, 0.5x, 1x and 2x the working set. Each run is a fresh child
-process, so peak RSS (``ru_maxrss``) is its own; it is reported as growth over
+process, so peak RSS (``VmHWM``) is its own; it is reported as growth over
 the child's baseline after imports and a warm-up that allocates the workload's
 own temporaries (three arrays), so the growth is what the store keeps. Target (issue 4): at 0.5x budget, within 2x
 of the all-in-memory time with peak RSS growth under the budget.
@@ -42,6 +42,14 @@ TARGET_FRACTION = 0.6  # the overlay's default target; Dask's SpillBuffer gets t
 
 
 def _peak_rss() -> int:
+    """This process's peak RSS in bytes: VmHWM (ru_maxrss can carry the forking parent's peak over exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
