@@ -7,6 +7,7 @@ error naming the path.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -149,3 +150,52 @@ def test_filemanager_parent_creation_does_not_follow_links_out(tmp_path: Path, o
     with pytest.raises(InvalidPathError):
         FileManager(reg).save(payload(1), "plate/A01/x.tif", "disk")
     assert sorted(p.name for p in outside.iterdir()) == ["secret.npy"]
+
+
+# ---------------------------------------------------------------- object-store credentials
+SECRET = "hcsvfs-SECRET-do-not-leak-7f3a9"
+KEY_ID = "AKIAHCSVFSNEVERSHOWN"
+
+
+@pytest.mark.s3
+def test_object_store_credentials_never_reach_logs_reprs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    """Every log record (all loggers, DEBUG), repr and error message of a session stays free of the secret."""
+    import traceback
+
+    pytest.importorskip("s3fs")
+    from s3_server import free_port, new_s3_url
+
+    from hcsvfs.backends.objectstore import ObjectStoreBackend
+
+    url, options = new_s3_url()
+    seen: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        b = ObjectStoreBackend(url, key=KEY_ID, secret=SECRET, **options)
+        reg = StorageRegistry(discover=False)
+        reg.register_backend("s3", b)
+        fm = FileManager(reg)
+        fm.save(payload(1), "plate/A01/x.npy", "s3")
+        assert version_of(fm.load("plate/A01/x.npy", "s3")) == 1
+        fm.list_files("plate", "s3", recursive=True)
+        seen += [repr(b), str(b), repr(reg), repr(fm)]
+        failures = [
+            lambda: fm.load("plate/missing.npy", "s3"),
+            lambda: fm.save(payload(2), "plate/A01/x.npy", "s3"),
+            lambda: b.load("../escape.npy"),
+            lambda: ObjectStoreBackend(
+                url, key=KEY_ID, secret=SECRET, endpoint_url=f"http://127.0.0.1:{free_port()}", connect_timeout=1,
+                read_timeout=1,
+            ).load("x.npy"),
+        ]
+        for call in failures:
+            with pytest.raises(StorageError) as info:
+                call()
+            seen += [str(info.value), repr(info.value), "".join(traceback.format_exception(info.value))]
+            seen.append(repr(pickle.loads(pickle.dumps(info.value))))  # as a worker would send it back
+    seen += [r.getMessage() for r in caplog.records]
+    seen += [str(r.args) for r in caplog.records]
+    assert len(caplog.records) > 0  # logging really was captured
+    leaks = [s for s in seen if SECRET in s]
+    assert not leaks, leaks[:3]
+    own = [r.getMessage() for r in caplog.records if r.name.startswith("hcsvfs")]
+    assert not [s for s in [*own, *seen[:4]] if KEY_ID in s]
