@@ -56,6 +56,7 @@ _EXOTIC = set(EXOTIC)
 # (examples, steps) per run; backends doing network or chunk I/O per call get a smaller budget
 # so the whole suite stays within minutes on two busy cores.
 MACHINE_BUDGET = {k: (100, 40) for k in ("memory", "disk", "shared_memory", "overlay", "overlay-tiny")}
+MACHINE_BUDGET["zarr"] = (50, 40)
 SLOW_BACKEND_BUDGET = (12, 25)
 OPS: dict[str, int] = {}  # operations run per backend, printed and recorded in docs/reliability.md
 
