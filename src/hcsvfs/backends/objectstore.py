@@ -253,7 +253,7 @@ class ObjectStoreBackend(StorageBackend):
         key = self._key(p)
         try:
             if self.cache is None:
-                return self.fs.cat_file(key)
+                return self._get(key, None)
             info = self._info(key)
             if info is None or info.get("type") != "file":
                 raise FileNotFoundError(key)
@@ -261,7 +261,7 @@ class ObjectStoreBackend(StorageBackend):
             url = self.url_for(p)
             data = self.cache.get(url, version)
             if data is None:
-                data = self.fs.cat_file(key)
+                data = self._get(key, info.get("size"))
                 if len(data) == info.get("size", len(data)):  # skip a copy torn by a concurrent overwrite
                     self.cache.put(url, version, data)
             return data
@@ -269,6 +269,15 @@ class ObjectStoreBackend(StorageBackend):
             if self.is_dir(p):
                 raise self._is_a_directory(p) from None
             raise self._not_found(p) from None
+
+    def _get(self, key: str, size: int | None) -> bytes:
+        """One GET; s3fs would first HEAD every object to decide on parallel ranged reads, which only pays
+        for objects above its block size (so only when the size is known to be that large)."""
+        if not self._is_s3:
+            return self.fs.cat_file(key)
+        if size is not None and size > self.fs.default_block_size:
+            return self.fs.cat_file(key)
+        return self.fs.cat_file(key, max_concurrency=1)
 
     def _invalidate(self, p: str) -> None:
         if self.cache is not None:
