@@ -214,7 +214,7 @@ def main() -> None:
         for kind, frac, sec, ratio, cpu, cpu_ratio, growth, budget, spilled in rows:
             table.add_row(kind, frac, f"{sec:.2f}", f"{ratio:.2f}", f"{cpu:.2f}", f"{cpu_ratio:.2f}", f"{growth / MiB:.1f}",
                           "-" if budget is None else f"{budget / MiB:.1f}", str(spilled))
-        Console().print(table)
+        Console(width=max(Console().width, 110)).print(table)
     except ImportError:
         pass
     notes = [

@@ -310,7 +310,7 @@ def test_a_slow_spill_does_not_block_loads_of_other_entries(tmp_path: Path) -> N
     start = time.monotonic()
     assert ov.load("other")[0] == 1 and ov.load("victim")[0] == 0  # served from memory meanwhile
     assert ov.list_files(".") == ["other", "third", "victim"]
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 3  # not waiting for the gated write (10 s); generous for a loaded CI box
     gate.set()
     saver.join(10)
     assert ov.exists("third")
