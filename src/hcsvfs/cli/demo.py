@@ -1,4 +1,9 @@
-"""The demo behind ``make demo``: a small synthetic plate through memory and disk."""
+"""The demo behind ``make demo``: a synthetic plate of TIFFs in, a validated OME-Zarr plate and a CSV out.
+
+gaussian -> Otsu threshold -> opening -> label -> per-well measurements, run
+well by well on two worker processes with intermediates in a memory overlay
+whose budget is far smaller than the plate.
+"""
 
 from __future__ import annotations
 
@@ -7,52 +12,129 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import Backend, DiskStorageBackend, FileManager, StorageRegistry
-from ..backends import MemoryStorageBackend
+from .. import FileManager, StorageRegistry
+from ..backends import DiskStorageBackend
+from ..hcs import parse_well
+from ..pipeline import FunctionStep, MeasureCells, Pipeline, ProcessPoolExecutor, RunReport, StorageConfig
+from ..pipeline.pipeline import peak_rss
+from ..pipeline.synthetic import plate_wells, synthetic_field
+from ..units import format_bytes, parse_bytes
+
+#: The issue's plate: 24 wells x 4 fields x 3 channels x 1024 x 1024 uint16 (~600 MB of TIFFs).
+WELLS, FIELDS, CHANNELS, SIZE = 24, 4, 3, 1024
+BUDGET = "32MiB"  # per worker; the plate is ~18x larger
 
 
-def synthetic_field(rng: np.random.Generator, shape: tuple[int, int] = (512, 512), cells: int = 40) -> np.ndarray:
-    """A fluorescence-like uint16 image: smooth background, Poisson noise, bright round blobs."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    img = 200.0 + 50.0 * np.sin(yy / shape[0] * np.pi) * np.cos(xx / shape[1] * np.pi)
-    for cy, cx, r in zip(rng.integers(0, shape[0], cells), rng.integers(0, shape[1], cells), rng.integers(6, 14, cells)):
-        img += 1500.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * r * r))
-    return rng.poisson(img).astype(np.uint16)
+def demo_pipeline() -> Pipeline:
+    """Segment nuclei (channel 1) and measure every channel under them."""
+    return Pipeline(
+        [
+            FunctionStep("gaussian_filter", sigma=2.0, channels=[1]),
+            FunctionStep("threshold_otsu"),
+            FunctionStep("binary_opening", iterations=2),
+            FunctionStep("label"),
+            MeasureCells(),
+        ],
+        name="demo",
+    )
 
 
-def run_demo(output: Path = Path("demo_output"), wells: tuple[str, ...] = ("A01", "A02", "B01", "B02")) -> None:
-    """Save a 4-well plate of TIFFs to disk, stage a processed copy in memory, load both back, summarise."""
-    console = Console()
-    registry = StorageRegistry()
-    registry.register_backend(Backend.MEMORY, MemoryStorageBackend())
-    registry.register_backend(Backend.DISK, DiskStorageBackend(output))
+def write_plate(folder: Path, wells: list[str], console: Console, *, fields: int, channels: int, size: int) -> int:
+    """Write the synthetic ImageXpress-named TIFFs (no fsync: they are scratch input); returns bytes written."""
+    registry = StorageRegistry(discover=False)
+    registry.register_backend("disk", DiskStorageBackend(folder, fsync=False))
     fm = FileManager(registry)
     rng = np.random.default_rng(0)
-    names = [f"{w}_s{s}_w{c}.tif" for w in wells for s in (1, 2) for c in (1, 2)]
+    cells = 120 * (size // 512) ** 2  # the same density at any image size
+    total = 0
+    with _progress(console) as progress:
+        task = progress.add_task("writing synthetic TIFFs", total=len(wells) * fields)
+        for well in wells:
+            for field in range(1, fields + 1):
+                for c, image in enumerate(synthetic_field(rng, (size, size), cells, channels), start=1):
+                    fm.save(image, f"Plate1_{well}_s{field}_w{c}.tif", "disk", overwrite=True)
+                    total += image.nbytes
+                progress.advance(task)
+    return total
+
+
+def run_demo(output: Path = Path("demo_output"), *, wells: int = WELLS, fields: int = FIELDS,
+             channels: int = CHANNELS, size: int = SIZE, workers: int = 2) -> RunReport:
+    """Generate the plate, run the pipeline on ``workers`` processes, validate, and write CSV, PNG and a summary."""
+    console = Console()
+    output = Path(output).resolve()
+    plate_in, plate_out = output / "input", output / "plate.zarr"
+    names = plate_wells(wells, columns=6)  # a 4 x 6 block of a plate for 24 wells
     start = time.perf_counter()
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("writing plate", total=len(names))
-        for name in names:
-            fm.save(synthetic_field(rng), f"plate/{name}", Backend.DISK, overwrite=True)
-            progress.advance(task)
+    plate_bytes = write_plate(plate_in, names, console, fields=fields, channels=channels, size=size)
     written = time.perf_counter() - start
-    files = fm.list_files("plate", Backend.DISK, extensions=[".tif"])
-    start = time.perf_counter()
-    for path in files:
-        img = fm.load(path, Backend.DISK)
-        fm.save(img > img.mean() + 3 * img.std(), f"masks/{Path(path).stem}", Backend.MEMORY, overwrite=True)
-    loaded = time.perf_counter() - start
-    masks = fm.list_files("masks", Backend.MEMORY)
-    table = Table(title="hcsvfs demo: synthetic 4-well plate")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    size = sum(fm.stat(p, Backend.DISK).size for p in files)
-    table.add_row("TIFFs on disk", f"{len(files)} ({size / 1e6:.1f} MB) under {output}/plate")
-    table.add_row("write", f"{written:.2f} s ({size / 1e6 / max(written, 1e-9):.0f} MB/s)")
-    table.add_row("load + threshold", f"{loaded:.2f} s")
-    table.add_row("masks in memory", str(len(masks)))
-    table.add_row("bright pixels in first mask", str(int(fm.load(masks[0], Backend.MEMORY).sum())))
-    console.print(table)
+
+    storage = StorageConfig(budget=BUDGET, spill_dir=str(output))
+    with _progress(console) as progress:
+        task = progress.add_task("processing wells", total=wells)
+        report = demo_pipeline().run(
+            str(plate_in), str(plate_out), storage=storage, executor=ProcessPoolExecutor(workers), rerun=True,
+            on_well=lambda well, result: progress.advance(task),
+        )
+    report.raise_for_failures()
+
+    zarr = storage.filemanager().get_backend("zarr")
+    checked = zarr.validate(str(plate_out))  # ome-zarr-models; raises on invalid NGFF
+    table = report.table()
+    table.to_csv(output / "measurements.csv", index=False)
+    save_overview(report, output / "overview.png")
+    _summary(console, report, plate_bytes, written, len(checked), output, wells, fields, channels, size)
+    return report
+
+
+def save_overview(report: RunReport, path: Path, tile: int = 96) -> None:
+    """A PNG of the plate: each well's first field as a thumbnail of its labels, one colour per cell."""
+    from PIL import Image
+
+    thumbs = {r.well: r.thumbnail for r in report.completed if r.thumbnail is not None}
+    if not thumbs:
+        return
+    spots = {w: parse_well(w) for w in thumbs}
+    rows = max(r for r, _ in spots.values()) + 1
+    cols = max(c for _, c in spots.values()) + 1
+    canvas = np.full((rows * (tile + 4), cols * (tile + 4), 3), 40, np.uint8)
+    for well, labels in thumbs.items():
+        r, c = spots[well]
+        lab = np.asarray(labels, dtype=np.int64)[:tile, :tile]
+        rgb = np.stack([(lab * k) % 200 + 55 for k in (67, 131, 197)], axis=-1).astype(np.uint8)
+        rgb[lab == 0] = 0
+        y, x = r * (tile + 4) + 2, c * (tile + 4) + 2
+        canvas[y : y + lab.shape[0], x : x + lab.shape[1]] = rgb
+    Image.fromarray(canvas).resize((canvas.shape[1] * 2, canvas.shape[0] * 2), Image.NEAREST).save(path)
+
+
+def _summary(console: Console, report: RunReport, plate_bytes: int, written: float, checks: int, output: Path,
+             wells: int, fields: int, channels: int, size: int) -> None:
+    table = report.table()
+    done = report.completed
+    read = sum(r.bytes_read for r in done)
+    worker_peak = max((r.peak_rss for r in done), default=0)
+    out = Table(title=f"hcsvfs demo: {wells} wells x {fields} fields x {channels} channels x {size}x{size} uint16")
+    out.add_column("what")
+    out.add_column("value", justify="right")
+    out.add_row("input plate", f"{format_bytes(plate_bytes)} of TIFFs, written in {written:.1f} s")
+    out.add_row("wells processed / skipped", f"{len(done)} / {len(report.skipped)}")
+    out.add_row("cells found", f"{int(table.cells.sum()):,} ({table.groupby('well').cells.sum().mean():.0f} per well)")
+    out.add_row("mean nuclear intensity (w1)", f"{table.mean_intensity_w1.mean():.0f}")
+    out.add_row("pipeline time", f"{report.seconds:.1f} s")
+    out.add_row("throughput (pixels read)", f"{read / 1e6 / max(report.seconds, 1e-9):.0f} MB/s")
+    out.add_row("memory budget per worker", f"{BUDGET} (the plate is {plate_bytes / parse_bytes(BUDGET):.0f}x larger)")
+    out.add_row("peak RSS per worker / demo process", f"{format_bytes(worker_peak)} / {format_bytes(peak_rss())}")
+    out.add_row("overlay spills to disk", str(sum(r.spills for r in done)))
+    out.add_row("OME-Zarr plate", f"{output / 'plate.zarr'} ({checks} groups validated with ome-zarr-models)")
+    out.add_row("measurements", str(output / "measurements.csv"))
+    out.add_row("overview", str(output / "overview.png"))
+    console.print(out)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
