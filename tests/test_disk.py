@@ -211,7 +211,8 @@ def test_a_planted_pickle_is_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     root = tmp_path / "root"
     backend = DiskStorageBackend(root)
-    for name in ("evil.pkl", "evil", "evil.bin.pickle"):
+    # Also under innocent extensions: magic bytes win on load, and pickle's still needs the opt-in.
+    for name in ("evil.pkl", "evil", "evil.bin.pickle", "evil.npy", "evil.tif", "evil.json", "evil.txt"):
         (root / name).write_bytes(pickle.dumps(_Payload(str(marker))))
         with pytest.raises(UnsafeLoadError):
             backend.load(name)
