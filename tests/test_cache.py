@@ -61,6 +61,17 @@ def test_versions_are_distinct_and_invalidate_forgets_all(tmp_path: Path) -> Non
     assert cache.get("k", "etag2") is None and len(cache) == 0
 
 
+def test_a_pickled_cache_shares_the_folder(tmp_path: Path) -> None:
+    import pickle
+
+    cache = ByteCache(tmp_path, max_bytes=1000)
+    cache.put("k", "v", b"abc")
+    clone = pickle.loads(pickle.dumps(cache))
+    assert clone.get("k", "v") == b"abc" and clone.max_bytes == 1000
+    clone.put("k2", "v", b"x" * 998)
+    assert cache.get("k", "v") is None  # evicted by the clone: one bound for both
+
+
 def test_bad_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         ByteCache(tmp_path, max_bytes=0)

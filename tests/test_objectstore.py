@@ -190,6 +190,20 @@ def test_two_memory_urls_are_two_namespaces() -> None:
     a.delete("x.npy")
 
 
+def test_a_pickled_backend_works_in_another_process(s3) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    b, _ = s3
+    b.save(img(6), "x.npy")
+    blob = pickle.dumps(b)
+    code = "import pickle, sys; b = pickle.loads(sys.stdin.buffer.read()); b.save(b.load('x.npy') + 1, 'y.npy')"
+    done = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert np.array_equal(b.load("y.npy"), img(6) + 1)
+
+
 # ---------------------------------------------------------------- configuration
 def test_endpoint_and_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     url, options = new_s3_url()

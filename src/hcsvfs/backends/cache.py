@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import InvalidPathError
 from .atomic import atomic_write, is_temp_name
@@ -54,10 +55,22 @@ class ByteCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = int(max_bytes)
         self.stats = CacheStats()
+        self._lock = self._make_lock()
+
+    def _make_lock(self) -> Any:
         from filelock import FileLock  # lazy: only processes that cache need it
 
         # FileLock is re-entrant per object and thread-safe; the OS lock makes it process-safe.
-        self._lock = FileLock(str(self.directory / _LOCK_NAME))
+        return FileLock(str(self.directory / _LOCK_NAME))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]  # a lock is per process: the unpickled cache makes its own on the same file
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = self._make_lock()
 
     # ------------------------------------------------------------------ naming
     @staticmethod

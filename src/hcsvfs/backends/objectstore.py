@@ -123,7 +123,7 @@ class ObjectStoreBackend(StorageBackend):
         self._options = options  # may hold credentials: never printed, logged or put in a message
         self.fs, root = fsspec.core.url_to_fs(self.url, **options)
         if self._is_s3:
-            self.fs.retries = _S3_RETRIES
+            self.fs.retries = _S3_RETRIES  # not a constructor option of s3fs; instances with equal options share it
         self._root = root.rstrip("/") if root not in ("/", "") else root
         self._is_local = "file" in _protocols(self.fs)
         if self._is_s3 and not self._root.strip("/"):
@@ -513,6 +513,16 @@ class ObjectStoreBackend(StorageBackend):
         except (FileNotFoundError, ValueError):
             return True
         return time.time() - started > self.claim_ttl
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable for process pools and Dask workers: the per-thread batch state is rebuilt there.
+        state = dict(self.__dict__)
+        del state["_batch"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._batch = threading.local()
 
     def __repr__(self) -> str:
         return f"<ObjectStoreBackend {self.url}>"  # the URL only: options may hold credentials
