@@ -7,10 +7,11 @@ full read MB/s, milliseconds to read one random plane, compression ratio, and
 ratios against hcsvfs's default layout. The codec alone (Blosc LZ4 on 2
 threads, no I/O) is the ceiling for write throughput.
 
-Reads come from the page cache (the plate was just written); that is the
+Each number is the best of 2 runs (1 with --quick); a random-plane time is the
+median over 15 planes of the best of 3 reads. Reads come from the page cache (the plate was just written); that is the
 warm-cache case a viewer or a pipeline step sees.
 
-Usage: ``python benchmarks/bench_zarr.py [--quick] [--full] [--z N] [--size PX] [--json PATH]``
+Usage: ``python benchmarks/bench_zarr.py [--quick] [--full] [--wells N] [--fields N] [--z N] [--size PX] [--json PATH]``
 (default 8 wells x 4 fields x 3 channels x 1 z x 1024 x 1024; ``--full`` 2048 x 2048).
 """
 
@@ -300,7 +301,7 @@ def warm(base: Path, contenders: list[tuple[str, Callable[[Path], Contender]]]) 
         shutil.rmtree(folder)
 
 
-def run(wells: int, fields: int, channels: int, size: int, samples: int, zs: int = 1) -> dict[str, Any]:
+def run(wells: int, fields: int, channels: int, size: int, samples: int, zs: int = 1, repeats: int = 2) -> dict[str, Any]:
     from hcsvfs import ZarrConfig
 
     planes = make_plate(wells, fields, channels, size, zs)
@@ -321,14 +322,19 @@ def run(wells: int, fields: int, channels: int, size: int, samples: int, zs: int
         warm(base, contenders)
         for label, make in contenders:
             folder = base / label.replace(" ", "_").replace("/", "_")
-            folder.mkdir()
-            c = make(folder)
-            drop_writeback()
             try:
-                t_write = timed(c.write)
+                # Best of `repeats` runs each: the other tenants of a shared machine only ever add time.
+                writes = []
+                for _ in range(repeats):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    folder.mkdir()
+                    c = make(folder)
+                    drop_writeback()
+                    writes.append(timed(c.write))
                 drop_writeback()
-                t_read = timed(c.read_all)
-                plane_ms = statistics.median(timed(lambda n=n: c.read_plane(n)) for n in picks) * 1e3
+                t_write = min(writes)
+                t_read = min(timed(c.read_all) for _ in range(repeats))
+                plane_ms = statistics.median(min(timed(lambda n=n: c.read_plane(n)) for _ in range(3)) for n in picks) * 1e3
                 exact = all(np.array_equal(c.read_plane(n), planes[n]) for n in picks[:3])
             except Exception as exc:  # a peer that cannot be driven is reported, not hidden
                 results[label] = {"error": f"{type(exc).__name__}: {exc}"}  # type: ignore[dict-item]
@@ -388,15 +394,16 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="2048 x 2048 planes (about 400 MB)")
     ap.add_argument("--z", type=int, default=1, help="z planes per field (deep fields show the single-chunk read cost)")
     ap.add_argument("--size", type=int, help="plane side in pixels (overrides the default)")
+    ap.add_argument("--wells", type=int, help="number of wells (overrides the default)")
+    ap.add_argument("--fields", type=int, help="fields per well (overrides the default)")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
     if args.quick:
         shape = (4, 2, 2, 512)
     else:
         shape = (8, 4, 3, 2048 if args.full else 1024)
-    if args.size:
-        shape = (*shape[:3], args.size)
-    out = run(*shape, samples=5 if args.quick else 15, zs=args.z)
+    shape = (args.wells or shape[0], args.fields or shape[1], shape[2], args.size or shape[3])
+    out = run(*shape, samples=5 if args.quick else 15, zs=args.z, repeats=1 if args.quick else 2)
     report(out)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -16,7 +16,7 @@ from ... import paths as P
 from ...config import ZarrConfig
 from ...errors import InvalidPathError, PathNotADirectoryError, UnsupportedTypeError
 from ..base import StatResult, StorageBackend
-from .image import commit_image, create_image, open_array, open_levels, write_levels
+from .image import open_array, open_levels, write_image
 from .ngff import default_axes, node_kind, validate_group
 from .plate import PlaneTarget, PlateInfo, PlateLayout
 from .store import StoreLocator
@@ -110,10 +110,7 @@ class ZarrStorageBackend(StorageBackend):
         if self.locator.read_meta(key) is not None:
             self.locator.delete_tree(key)  # overwrite: the old image goes first (see docs/zarr.md, known limits)
         try:
-            levels = create_image(self.locator, p, arr.shape, arr.dtype, self.config, axes)
-            if levels[0].size:
-                write_levels(levels, arr, labels=labels)
-            commit_image(self.locator, p, axes, len(levels), self.config)
+            write_image(self.locator, p, arr, self.config, axes, labels=labels)
         except BaseException:
             self.locator.delete_tree(key)  # nothing half-written stays behind
             raise

@@ -12,10 +12,10 @@ from zarr.storage import StorePath
 from ...config import ZarrConfig
 from .codecs import array_layout
 from .ngff import image_attrs
-from .pyramid import downsample, level_shape
+from .pyramid import downsample
 from .store import StoreLocator
 
-__all__ = ["create_image", "write_levels", "commit_image", "level_count", "PENDING", "open_levels", "open_array"]
+__all__ = ["write_image", "write_levels", "commit_image", "level_count", "PENDING", "open_levels", "open_array"]
 
 #: Attributes of a node being written: node_kind() says "internal", so listings and loads skip it.
 PENDING = {"hcsvfs": {"kind": "pending"}}
@@ -29,27 +29,40 @@ def level_count(shape: tuple[int, ...], config: ZarrConfig) -> int:
     return n
 
 
-def create_image(
-    locator: StoreLocator, logical: str, shape: tuple[int, ...], dtype: np.dtype, config: ZarrConfig, axes: str | None
-) -> list[Any]:
-    """Create the (pending, invisible) image group at ``logical`` and its empty level arrays 0, 1, ..."""
+def write_image(
+    locator: StoreLocator,
+    logical: str,
+    data: np.ndarray,
+    config: ZarrConfig,
+    axes: str | None,
+    *,
+    labels: bool = False,
+    hide: bool = True,
+) -> None:
+    """Write a new image group at ``logical``: its level arrays with their pixels, then the metadata that shows it.
+
+    ``hide`` first marks the group 'pending' so it is invisible while written; plate
+    fields skip that, as nothing lists them until their well's metadata is written.
+    """
+    if hide:
+        # A raw metadata write (no zarr event-loop hop); the caller has already cleared the place.
+        locator.write_meta(locator.key(logical), {"zarr_format": 3, "node_type": "group", "attributes": PENDING})
     node = locator.node(logical)
-    zarr.create_group(node, attributes=PENDING, overwrite=True)
-    arrays = []
-    for level in range(level_count(shape, config) if len(shape) >= 2 else 1):
-        s = level_shape(shape, level) if len(shape) >= 2 else shape
-        arrays.append(
-            zarr.create_array(
-                node,
-                name=str(level),
-                shape=s,
-                dtype=dtype,
-                fill_value=0,
-                dimension_names=list(axes) if axes else None,
-                **array_layout(config, s),
-            )
+    levels = level_count(data.shape, config) if data.ndim >= 2 else 1
+    current = data
+    for level in range(levels):
+        if level:
+            current = downsample(current, labels=labels)
+        # create_array(data=...) creates and fills in one call: one event-loop hop per level, not two.
+        zarr.create_array(
+            node,
+            name=str(level),
+            data=current,
+            fill_value=0,
+            dimension_names=list(axes) if axes else None,
+            **array_layout(config, current.shape),
         )
-    return arrays
+    commit_image(locator, logical, axes, levels, config)
 
 
 def write_levels(arrays: list[Any], data: np.ndarray, index: tuple[int, ...] = (), *, labels: bool = False) -> None:

@@ -21,7 +21,7 @@ from ... import paths as P
 from ...config import ZarrConfig
 from ...errors import InvalidPathError, PathExistsError, StorageError
 from ...hcs import HCSName, parse_filename, row_index, row_name
-from .image import commit_image, create_image, open_array, open_levels, write_levels
+from .image import open_array, open_levels, write_image, write_levels
 from .ngff import node_kind, plate_attrs, well_attrs
 from .store import StoreLocator
 from .view import ZarrArrayView
@@ -271,9 +271,7 @@ class PlateLayout:
             buf = (np.empty if full else np.zeros)((*need, *first.shape), dtype=first.dtype)
             for t, data in planes:
                 buf[t.index] = data
-            arrays = create_image(self.locator, field_path, buf.shape, buf.dtype, self.config, _FIELD_AXES)
-            write_levels(arrays, buf, labels=labels)
-            commit_image(self.locator, field_path, _FIELD_AXES, len(arrays), self.config)
+            write_image(self.locator, field_path, buf, self.config, _FIELD_AXES, labels=labels, hide=False)
             return
         with self._lock(field_path):
             arrays = open_levels(self.locator, field_path, mode="r+")

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["downsample", "level_shape"]
-
-
-def level_shape(shape: tuple[int, ...], level: int) -> tuple[int, ...]:
-    """Shape of pyramid ``level`` (0 = full resolution) of an array of ``shape``."""
-    f = 2**level
-    return (*shape[:-2], max(1, shape[-2] // f), max(1, shape[-1] // f))
+__all__ = ["downsample"]
 
 
 def downsample(data: np.ndarray, *, labels: bool = False) -> np.ndarray:
