@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import paths as P
 from ..arrays import is_array, to_numpy
-from ..errors import CorruptDataError, UnsupportedTypeError
+from ..errors import CorruptDataError, PathNotADirectoryError, UnsupportedTypeError
 from .atomic import atomic_write
 from .base import StatResult, StorageBackend
 from .disk import DiskStorageBackend
@@ -220,6 +220,8 @@ class SharedMemoryStorageBackend(DiskStorageBackend):
             raise self._not_found(p) from None
         except IsADirectoryError:
             raise self._is_a_directory(p) from None
+        except NotADirectoryError:
+            raise PathNotADirectoryError(f"{p!r}: a parent of it is a file, not a directory", path=p, backend=self.name) from None
         try:
             return json.loads(body)
         except ValueError as exc:
