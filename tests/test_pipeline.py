@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,9 @@ def test_output_plate_validates_as_ngff(plate: str, tmp_path: Path) -> None:
 def test_measurements_read_labels_from_memory_and_intensity_from_disk(plate: str, tmp_path: Path) -> None:
     report = Pipeline(list(design_example().steps) + [MeasureCells()]).run(plate, str(tmp_path / "p"), storage=DISK_OUT)
     table = report.table()
-    assert list(table.columns) == ["well", "field", "t", "cells", "cell_area_px", "mean_intensity_w1", "mean_intensity_w2"]
+    assert list(table.columns) == [
+        "well", "field", "t", "cells", "cell_area_px", "mean_intensity_w1", "mean_intensity_w2"
+    ]
     assert len(table) == len(WELLS) * 2 and (table.cells > 5).all()
     raw = FileManager().load(f"{plate}/Plate1_A01_s1_w2.tif", "disk")
     labels = FileManager().load(f"{tmp_path}/p/A01_s1_w1_z001_t001.tif", "disk")
@@ -179,7 +182,7 @@ def test_output_the_plate_cannot_store_is_refused(plate: str, tmp_path: Path, fu
     report = Pipeline([FunctionStep(func, name="bad")]).run(plate, out, wells=["A01"], retry=RetryPolicy(1))
     err = report.failures["A01"]
     assert isinstance(err, StepOutputError) and "step '0_bad'" in str(err) and "well A01" in str(err)
-    assert err.args and __import__("re").search(message, str(err))
+    assert re.search(message, str(err))
     assert not FileManager().exists(out, "zarr") or FileManager().list_dir(out, "zarr") == []
 
 
@@ -224,3 +227,10 @@ def test_plate_larger_than_the_budget_streams_in_bounded_memory(tmp_path: Path) 
     growth = got["peak"] - got["before"]
     assert plate_bytes > budget + margin and got["spills"] > 0
     assert growth < budget + margin, f"peak RSS grew by {growth >> 20} MiB for a {plate_bytes >> 20} MiB plate"
+
+
+def test_asking_for_wells_the_plate_lacks_is_an_error(plate: str, tmp_path: Path) -> None:
+    from hcsvfs.pipeline import IngestError
+
+    with pytest.raises(IngestError, match=r"\['H12'\] are not in plate"):
+        design_example().run(plate, str(tmp_path / "p"), wells=["A01", "H12"], storage=DISK_OUT)

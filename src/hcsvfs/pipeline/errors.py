@@ -6,7 +6,14 @@ from typing import Any
 
 from ..errors import StorageError
 
-__all__ = ["PipelineError", "UnknownFunctionError", "StepOutputError", "StepFailedError", "IngestError", "PlateFailedError"]
+__all__ = [
+    "PipelineError",
+    "UnknownFunctionError",
+    "StepOutputError",
+    "StepFailedError",
+    "IngestError",
+    "PlateFailedError",
+]
 
 
 class PipelineError(StorageError):

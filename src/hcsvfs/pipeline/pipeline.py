@@ -8,8 +8,10 @@ rerun skips wells whose marker exists.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import resource
+import shutil
 import tempfile
 import threading
 import time
@@ -23,7 +25,7 @@ from ..backends.base import StorageBackend
 from ..filemanager import FileManager
 from ..registry import create_default_registry
 from .context import ProcessingContext
-from .errors import PipelineError, PlateFailedError, StepFailedError
+from .errors import IngestError, PipelineError, PlateFailedError, StepFailedError
 from .ingest import FilenameParser, PlateLayout, scan_plate
 from .steps import AbstractStep
 
@@ -82,6 +84,7 @@ class StorageConfig:
             from ..tiering import MemoryOverlay
 
             spill = tempfile.mkdtemp(prefix="hcsvfs-spill-", dir=self.spill_dir)
+            atexit.register(shutil.rmtree, spill, True)  # spilled intermediates never outlive the process
             registry.register_backend("overlay", MemoryOverlay(DiskStorageBackend(spill, fsync=False), self.budget))
         return FileManager(registry)
 
@@ -283,7 +286,7 @@ class Pipeline:
         chosen = list(wells) if wells is not None else plate.wells
         missing = sorted(set(chosen) - set(plate.wells))
         if missing:
-            raise ValueError(f"wells {missing} are not in plate {input_path!r}; it has {plate.wells}")
+            raise IngestError(f"wells {missing} are not in plate {input_path!r}; it has {plate.wells}", path=input_path)
         state = output_path.rstrip("/") + ".wells"
         job = PlateJob(self, plate, P.normalize(input_path), output_path, storage, state)
         done = {w for w in chosen if fm.exists(P.join(state, f"{w}.json"), storage.state_backend)}

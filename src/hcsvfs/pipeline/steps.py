@@ -77,7 +77,7 @@ class FunctionStep(AbstractStep):
     def __getstate__(self) -> dict[str, Any]:
         # Registered functions travel by name, so workers use their own (e.g. CuPy) registry entry.
         state = dict(self.__dict__)
-        if get_function_or_none(self.function.name, self.function.memory_type) is self.function:
+        if _registered(self.function.name, self.function.memory_type) is self.function:
             state["function"] = (self.function.name, self.function.memory_type)
         return state
 
@@ -92,7 +92,7 @@ class FunctionStep(AbstractStep):
         return f"FunctionStep({self.function.name!r}{', ' + args if args else ''})"
 
 
-def get_function_or_none(name: str, kind: MemoryType) -> ImageFunction | None:
+def _registered(name: str, kind: MemoryType) -> ImageFunction | None:
     """The registered entry, or None (a user callable that was never registered)."""
     try:
         return get_function(name, prefer=kind)

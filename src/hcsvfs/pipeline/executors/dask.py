@@ -20,7 +20,9 @@ __all__ = ["DaskExecutor"]
 class DaskExecutor(Executor):
     """Submit one task per well to ``scheduler_address``, or to a LocalCluster of ``workers`` processes."""
 
-    def __init__(self, scheduler_address: str | None = None, *, workers: int = 2, cluster_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, scheduler_address: str | None = None, *, workers: int = 2, cluster_kwargs: dict[str, Any] | None = None
+    ) -> None:
         self.scheduler_address = scheduler_address
         self.workers = workers
         self.cluster_kwargs = cluster_kwargs or {}

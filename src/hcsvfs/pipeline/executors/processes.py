@@ -51,7 +51,9 @@ class ProcessPoolExecutor(Executor):
             if shared is not None:
                 shared.close()  # unlinks every segment, also those of workers killed mid-well
 
-    def _run(self, job: PlateJob, wells: list[str], retry: RetryPolicy, on_well: WellCallback | None) -> dict[str, Outcome]:
+    def _run(
+        self, job: PlateJob, wells: list[str], retry: RetryPolicy, on_well: WellCallback | None
+    ) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
         attempts = {w: 0 for w in wells}
         queue = list(wells)
