@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hcsvfs import Backend, FileManager, StorageRegistry, ZarrConfig
 from hcsvfs.backends.zarr import PlaneMismatchError, ZarrStorageBackend
@@ -287,3 +289,24 @@ def test_filemanager_contract_for_the_pipeline(tmp_path: Path) -> None:
     assert np.array_equal(np.asarray(got[0]), plane(2)) and np.array_equal(got[1][:], plane(3))
     plate_json = json.loads((tmp_path / "run" / "plate.zarr" / "zarr.json").read_text())
     assert [w["path"] for w in plate_json["attributes"]["ome"]["plate"]["wells"]] == ["A/1", "A/2"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.sets(st.tuples(st.sampled_from(["A01", "B02", "H12"]), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 2)), min_size=1, max_size=12),
+    st.booleans(),
+)
+def test_any_set_of_planes_round_trips_on_any_store(spots: set, batch: bool) -> None:
+    zb = ZarrStorageBackend(store=zarr.storage.MemoryStore())
+    zb.ensure_directory("p.zarr")
+    data = {f"p.zarr/{w}_s{s}_w{c}_z{z:03d}_t{t:03d}.tif": plane(i, (6, 5)) for i, (w, s, c, z, t) in enumerate(sorted(spots))}
+    if batch:
+        zb.save_batch(list(data.values()), list(data))
+    else:
+        for name, pixels in data.items():
+            zb.save(pixels, name)
+    assert zb.list_dir("p.zarr") == sorted(n.split("/")[1] for n in data)
+    for name, pixels in data.items():
+        assert np.array_equal(zb.load(name, materialize=True), pixels)
+    assert sorted(zb.open_plate("p.zarr").wells) == sorted({w for w, *_ in spots})
+    zb.validate("p.zarr")
