@@ -89,7 +89,29 @@ def run_one(script: Path, quick: bool, timeout: int, workdir: Path) -> dict[str,
         return {"benchmark": name, "error": f"wrote invalid JSON ({exc})", "results": [], "seconds": elapsed}
     data.setdefault("benchmark", name)
     data["seconds"] = elapsed
+    data["results"] = rows(data.get("results", []))
     return data
+
+
+_UNITS = {"MBps": "MB/s", "ms": "ms", "s": "s", "us": "us", "pct": "%", "x": "x"}
+
+
+def rows(results: Any) -> list[dict[str, Any]]:
+    """Results as the documented list of {name, value, unit, ...}; a ``{label: {metric: number}}`` dict is flattened."""
+    if isinstance(results, list):
+        return [r for r in results if isinstance(r, dict) and "name" in r and "value" in r]
+    out: list[dict[str, Any]] = []
+    if isinstance(results, dict):
+        for label, metrics in results.items():
+            if not isinstance(metrics, dict):
+                continue
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    suffix = key.rsplit("_", 1)[-1]
+                    out.append({"name": f"{label}: {key}", "value": float(value), "unit": _UNITS.get(suffix, "")})
+                elif key == "error":
+                    out.append({"name": f"{label}: error", "value": None, "unit": "", "error": str(value)})
+    return out
 
 
 def _fmt(x: Any) -> str:
@@ -123,7 +145,8 @@ def markdown(meta: dict[str, Any], vers: dict[str, str], runs: list[dict[str, An
         lines += ["| measurement | value | unit | ratio | against |", "|---|---:|---|---:|---|"]
         for r in run.get("results", []):
             ratio = f"{_fmt(r['ratio'])}x" if "ratio" in r else ""
-            lines.append(f"| {r.get('name')} | {_fmt(r.get('value'))} | {r.get('unit', '')} | {ratio} | {r.get('ratio_to', '')} |")
+            value = _fmt(r.get("value")) if "error" not in r else f"failed: {r['error']}"
+            lines.append(f"| {r.get('name')} | {value} | {r.get('unit', '')} | {ratio} | {r.get('ratio_to', '')} |")
         lines += [""] + [f"> {n}" for n in run.get("notes", [])] + ([""] if run.get("notes") else [])
         lines += [f"_ran in {run.get('seconds', 0):.1f} s_", ""]
     return "\n".join(lines)
@@ -131,7 +154,7 @@ def markdown(meta: dict[str, Any], vers: dict[str, str], runs: list[dict[str, An
 
 def throughput_plot(runs: list[dict[str, Any]], path: Path) -> bool:
     """Horizontal bars of the MB/s results tagged with a layout or codec (all MB/s results if none is tagged)."""
-    mbs = [(run["benchmark"], r) for run in runs for r in run.get("results", []) if r.get("unit") == "MB/s"]
+    mbs = [(run["benchmark"], r) for run in runs for r in run.get("results", []) if r.get("unit") == "MB/s" and r.get("value")]
     tagged = [(b, r) for b, r in mbs if "layout" in r or "codec" in r]
     bars = [(f"{b}: {r['name']}", float(r["value"])) for b, r in (tagged or mbs)]
     if not bars:

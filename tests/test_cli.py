@@ -314,6 +314,13 @@ def test_bench_runs_scripts_and_writes_report(tmp_path: Path) -> None:
         json.dump({"benchmark": "fake", "quick": a.quick, "results": res, "notes": ["a note"]}, open(a.json, "w"))
     '''))
     (bench_dir / "bench_broken.py").write_text("raise SystemExit('cannot run here')\n")
+    (bench_dir / "bench_labelled.py").write_text(textwrap.dedent('''
+        import argparse, json
+        p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true"); p.add_argument("--json")
+        a = p.parse_args()
+        res = {"zarr per-plane": {"write_MBps": 300.0, "plane_ms": 1.5}, "tiff folder": {"error": "no tifffile"}}
+        json.dump({"results": res}, open(a.json, "w"))
+    '''))
     result = run("bench", "--quick", "--dir", str(bench_dir))
     one_error_line(result, 1, "benchmark report failed")  # bench_broken failed; the report is still written
     md = (bench_dir / "RESULTS.md").read_text()
@@ -321,7 +328,9 @@ def test_bench_runs_scripts_and_writes_report(tmp_path: Path) -> None:
     assert "**Did not complete:** exit 1: cannot run here" in md and "> a note" in md and "## Machine" in md
     assert png_size(bench_dir / "throughput.png")[0] > 0
     data = json.loads((bench_dir / "results.json").read_text())
-    assert data["quick"] is True and [r["benchmark"] for r in data["runs"]] == ["broken", "fake"]
+    assert data["quick"] is True and [r["benchmark"] for r in data["runs"]] == ["broken", "fake", "labelled"]
+    assert "| zarr per-plane: write_MBps | 300 | MB/s |  |  |" in md  # a {label: {metric: n}} dict is flattened
+    assert "| zarr per-plane: plane_ms | 1.5 | ms |  |  |" in md and "failed: no tifffile" in md
     assert run("bench", "--dir", str(bench_dir), "--only", "fake").exit_code == 0
     one_error_line(run("bench", "--dir", str(tmp_path / "nowhere")), 2, "report.py not found")
 
