@@ -11,11 +11,13 @@ synthetic plate to a fresh bucket and reads it back:
   plane, the same codec (Blosc LZ4 level 1) -- the floor for zarr-on-S3;
 * the read cache: the same TIFF objects loaded cold, then warm from a ByteCache.
 
+It runs twice: on plain loopback, then with the server sleeping
+``--latency-ms`` (10 by default) before each request, a stand-in for a bucket
+across a network, where requests per plate and concurrency decide the speed.
 polystore has no S3 or fsspec backend (disk, memory, zarr on local disk, OMERO,
-viewers), so it is listed and not measured. Loopback has almost no latency:
-request counts matter more on a real bucket than these MB/s suggest.
+viewers), so it is listed and not measured.
 
-Usage: ``python benchmarks/bench_objectstore.py [--quick] [--json PATH]``
+Usage: ``python benchmarks/bench_objectstore.py [--quick] [--json PATH] [--latency-ms MS]``
 """
 
 from __future__ import annotations
@@ -41,17 +43,34 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench-key", "AWS_SECRET_ACCESS_KEY": "bench
 
 
 # ---------------------------------------------------------------- the server
+# Started in the child: moto's server, optionally with a fixed delay before each request is served
+# (threaded, so concurrent requests overlap their delays as they would over a real network).
+_SERVER = """
+import sys, time
+latency = float(sys.argv.pop(1))
+if latency:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    served = DomainDispatcherApplication.__call__
+    def delayed(self, environ, start_response):
+        time.sleep(latency)
+        return served(self, environ, start_response)
+    DomainDispatcherApplication.__call__ = delayed
+from moto.server import main
+main()
+"""
+
+
 class MotoProcess:
     """moto's S3 server in a child process on 127.0.0.1; its access log counts requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency_s: float = 0.0) -> None:
         with contextlib.closing(socket.socket()) as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = Path(tempfile.mkdtemp(prefix="hcsvfs-bench-s3-")) / "access.log"
         self._fh = open(self.log, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-c", _SERVER, str(latency_s), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self._fh, stderr=subprocess.STDOUT, env={**os.environ, **CREDENTIALS},
         )
         deadline = time.time() + 60
@@ -179,23 +198,15 @@ def best(runs: list[dict[str, Any]], phase: str) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small plate (well under a minute)")
-    parser.add_argument("--json", type=Path, help="write the results here (docs/benchmarks.md shape)")
-    args = parser.parse_args(argv)
-    wells, fields, channels, size, repeats = (2, 2, 2, 256, 1) if args.quick else (4, 2, 3, 512, 2)
-    os.environ.update(CREDENTIALS)
-    plate = make_plate(wells, fields, channels, size)
-    mb = sum(p.nbytes for p in plate.values()) / 1e6
-    print(f"plate: {wells} wells x {fields} fields x {channels} channels of {size}x{size} uint16 = {len(plate)} planes, {mb:.1f} MB")
-
-    server = MotoProcess()
+def run_setting(latency_s: float, plate: dict[str, np.ndarray], mb: float, repeats: int) -> list[dict[str, Any]]:
+    """Every contender against one server; returns result rows (names carry the setting)."""
+    setting = "loopback" if not latency_s else f"{latency_s * 1000:.0f} ms latency"
+    server = MotoProcess(latency_s)
     try:
         contenders: dict[str, Callable[[], dict[str, Any]]] = {
             "zarr+s3fs": lambda: bare_zarr(server, plate),
             "hcsvfs zarr-on-s3": lambda: hcsvfs_zarr(server, plate),
-            "hcsvfs zarr-on-s3 write_threads=2": lambda: hcsvfs_zarr(server, plate, write_threads=2),
+            "hcsvfs zarr-on-s3 write_threads=8": lambda: hcsvfs_zarr(server, plate, write_threads=8),
             "hcsvfs objectstore tif": lambda: hcsvfs_objectstore(
                 server, plate, Path(tempfile.mkdtemp(prefix="hcsvfs-bench-cache-"))
             ),
@@ -207,31 +218,52 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     peer = "zarr+s3fs"
     peer_w, peer_r = mb / best(runs[peer], "write")["seconds"], mb / best(runs[peer], "read")["seconds"]
-    print(f"\n{'contender':36s} {'write MB/s':>11s} {'read MB/s':>10s} {'req/plate w':>12s} {'req/plate r':>12s} {'w vs zarr':>10s} {'r vs zarr':>10s}")
+    print(f"\n[{setting}]")
+    print(f"{'contender':36s} {'write MB/s':>11s} {'read MB/s':>10s} {'req/plate w':>12s} {'req/plate r':>12s} {'w vs zarr':>10s} {'r vs zarr':>10s}")
     for name in runs:
         w, r = best(runs[name], "write"), best(runs[name], "read")
         wm, rm = mb / w["seconds"], mb / r["seconds"]
         print(f"{name:36s} {wm:11.1f} {rm:10.1f} {w['requests']:12.0f} {r['requests']:12.0f} {wm / peer_w:9.2f}x {rm / peer_r:9.2f}x")
         layout = "tif objects" if "tif" in name else "zarr per-plane"
         for phase, value, m, ratio in (("write", wm, w, wm / peer_w), ("read", rm, r, rm / peer_r)):
-            entry: dict[str, Any] = {"name": f"{name} {phase}", "value": round(value, 2), "unit": "MB/s", "layout": layout,
-                                     "codec": "none" if "tif" in name else "lz4"}
+            entry: dict[str, Any] = {"name": f"{setting}: {name} {phase}", "value": round(value, 2), "unit": "MB/s",
+                                     "layout": layout, "codec": "none" if "tif" in name else "lz4"}
             if name != peer:
-                entry.update(ratio_to=f"{peer} {phase}", ratio=round(ratio, 3))
+                entry.update(ratio_to=f"{setting}: {peer} {phase}", ratio=round(ratio, 3))
             results.append(entry)
-            results.append({"name": f"{name} {phase} requests per plate", "value": float(m["requests"]), "unit": "requests"})
+            results.append({"name": f"{setting}: {name} {phase} requests per plate", "value": float(m["requests"]),
+                            "unit": "requests"})
 
     cold, warm = best(runs["hcsvfs objectstore tif"], "read"), best(runs["hcsvfs objectstore tif"], "warm")
     speedup = cold["seconds"] / warm["seconds"]
-    print(f"\nread cache: cold {mb / cold['seconds']:.1f} MB/s ({cold['requests']:.0f} requests), "
+    print(f"read cache: cold {mb / cold['seconds']:.1f} MB/s ({cold['requests']:.0f} requests), "
           f"warm {mb / warm['seconds']:.1f} MB/s ({warm['requests']:.0f} requests): {speedup:.1f}x")
-    results.append({"name": "objectstore read, warm cache", "value": round(mb / warm["seconds"], 2), "unit": "MB/s",
-                    "ratio_to": "hcsvfs objectstore tif read", "ratio": round(speedup, 3)})
-    results.append({"name": "objectstore warm-cache requests per plate", "value": float(warm["requests"]), "unit": "requests"})
+    results.append({"name": f"{setting}: objectstore read, warm cache", "value": round(mb / warm["seconds"], 2),
+                    "unit": "MB/s", "ratio_to": f"{setting}: hcsvfs objectstore tif read", "ratio": round(speedup, 3)})
+    results.append({"name": f"{setting}: objectstore warm-cache requests per plate", "value": float(warm["requests"]),
+                    "unit": "requests"})
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small plate (well under a minute)")
+    parser.add_argument("--json", type=Path, help="write the results here (docs/benchmarks.md shape)")
+    parser.add_argument("--latency-ms", type=float, default=10.0, help="simulated per-request latency of the second run")
+    args = parser.parse_args(argv)
+    wells, fields, channels, size, repeats = (2, 2, 2, 256, 1) if args.quick else (4, 2, 3, 512, 2)
+    os.environ.update(CREDENTIALS)
+    plate = make_plate(wells, fields, channels, size)
+    mb = sum(p.nbytes for p in plate.values()) / 1e6
+    print(f"plate: {wells} wells x {fields} fields x {channels} channels of {size}x{size} uint16 = {len(plate)} planes, {mb:.1f} MB")
+    results = run_setting(0.0, plate, mb, repeats)
+    if args.latency_ms > 0:
+        results += run_setting(args.latency_ms / 1000, plate, mb, 1)
+
     notes = [
-        "moto S3 on 127.0.0.1 in its own process; requests counted from its access log",
+        "moto S3 in its own process on 127.0.0.1; requests counted from its access log",
+        f"second setting: the server sleeps {args.latency_ms:.0f} ms before serving each request (simulated WAN latency)",
         "polystore has no S3/fsspec backend, so it is not measured",
-        "loopback has ~0.1 ms latency: on a real bucket, requests per plate dominate",
         "a warm-cache read still sends one HEAD per object (the version check that makes stale reads impossible)",
     ]
     if args.json:
@@ -239,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "objectstore",
             "quick": args.quick,
             "params": {"wells": wells, "fields": fields, "channels": channels, "size": size, "dtype": "uint16",
-                       "repeats": repeats, "python": platform.python_version()},
+                       "repeats": repeats, "latency_ms": args.latency_ms, "python": platform.python_version()},
             "results": results,
             "notes": notes,
         }

@@ -8,7 +8,6 @@ import pytest
 import zarr
 
 from hcsvfs import FileManager
-from hcsvfs.backends.objectstore import REMOTE_WRITE_THREADS
 from hcsvfs.backends.zarr import ZarrStorageBackend
 from hcsvfs.config import ZarrConfig
 from s3_server import new_s3_url, shared_server
@@ -74,10 +73,10 @@ def test_a_second_process_view_reads_the_same_plate(mounted) -> None:
     assert other.is_dir("out/plate.zarr")
 
 
-def test_zarr_mount_uses_more_write_threads_unless_configured() -> None:
+def test_zarr_mount_takes_a_config() -> None:
     url, options = new_s3_url()
     fm = FileManager()
     default = fm.mount(url, name="z1", kind="zarr", **options)
-    assert default.config.write_threads == REMOTE_WRITE_THREADS
+    assert default.config == ZarrConfig()
     custom = fm.mount(url, name="z2", kind="zarr", config=ZarrConfig(write_threads=3), **options)
     assert custom.config.write_threads == 3

@@ -82,21 +82,19 @@ class FileManager:
 
         ``kind="objectstore"`` stores files in the disk formats; ``storage_options``
         (``endpoint_url``, ``key``, ``secret``, ``cache``...) go to the backend.
-        ``kind="zarr"`` makes an OME-Zarr backend over the URL (``config=`` a
-        ZarrConfig; by default more write threads, to hide the store's latency).
+        ``kind="zarr"`` makes an OME-Zarr backend over the URL (``config=`` a ZarrConfig).
         Returns the backend; ``name`` defaults to the URL itself.
         """
         # Lazy imports: fsspec (and s3fs for s3://) only when something is mounted.
-        from .backends.objectstore import REMOTE_WRITE_THREADS, ObjectStoreBackend, fsspec_options
+        from .backends.objectstore import ObjectStoreBackend, fsspec_options
 
         backend: StorageBackend
         if kind == "objectstore":
             backend = ObjectStoreBackend(url, **storage_options)
         elif kind == "zarr":
             from .backends.zarr import ZarrStorageBackend
-            from .config import ZarrConfig
 
-            config = storage_options.pop("config", None) or ZarrConfig(write_threads=REMOTE_WRITE_THREADS)
+            config = storage_options.pop("config", None)
             backend = ZarrStorageBackend(url, config=config, storage_options=fsspec_options(url, storage_options))
         else:
             raise StorageResolutionError(

@@ -64,9 +64,6 @@ S3_DEFAULT_OPTIONS: dict[str, Any] = {
     "use_listings_cache": False,
     "config_kwargs": {"connect_timeout": 5, "read_timeout": 30, "retries": {"max_attempts": 2, "mode": "standard"}},
 }
-#: Write threads for a zarr backend mounted on a remote URL: each S3 request waits on the
-#: network, so more of them in flight hide latency (the local default is 2, bound by CPU).
-REMOTE_WRITE_THREADS = 8
 #: s3fs's own attempts (around botocore's) for transient errors. Worst case for an endpoint that
 #: accepts but never answers: 2 x 2 attempts x 30 s = 2 minutes; a blackholed one: 2 x 2 x 5 s.
 _S3_RETRIES = 2
