@@ -310,3 +310,26 @@ def test_any_set_of_planes_round_trips_on_any_store(spots: set, batch: bool) -> 
         assert np.array_equal(zb.load(name, materialize=True), pixels)
     assert sorted(zb.open_plate("p.zarr").wells) == sorted({w for w, *_ in spots})
     zb.validate("p.zarr")
+
+
+def test_batch_memory_is_bounded_by_fields_in_flight_not_the_plate(tmp_path: Path) -> None:
+    import tracemalloc
+
+    field_bytes = 3 * 128 * 128 * 2
+
+    def peak_fields(wells: list[str], folder: str) -> float:
+        zb = ZarrStorageBackend(tmp_path / folder)
+        zb.ensure_directory("p.zarr")
+        names = [f"p.zarr/{w}_s{s}_w{c}.tif" for w in wells for s in range(1, 9) for c in (1, 2, 3)]
+        data = [np.full((128, 128), i, np.uint16) for i in range(len(names))]
+        tracemalloc.start()
+        try:
+            zb.save_batch(data, names)
+            return tracemalloc.get_traced_memory()[1] / field_bytes
+        finally:
+            tracemalloc.stop()
+
+    small = peak_fields(["A01", "A02"], "small")  # 16 fields
+    large = peak_fields(["A01", "A02", "B01", "B02", "C01", "C02", "D01", "D02"], "large")  # 64 fields
+    # 2 threads x 2 queued tasks, each a field buffer plus its encoded shard: about 9 fields, whatever the plate size.
+    assert large < 16 and large < 1.5 * small + 2, (small, large)  # the plate itself is 64 fields
