@@ -125,6 +125,35 @@ def test_racing_creators_on_s3_have_one_winner(s3) -> None:
     assert np.array_equal(b.load("race/x.npy"), img(winners[0]))
 
 
+def _create_in_process(blob: bytes, seed: int, start_at: float) -> str:
+    import pickle
+    import time
+
+    backend = pickle.loads(blob)
+    time.sleep(max(0.0, start_at - time.time()))  # all processes fire together
+    try:
+        backend.save(img(seed), "race/p.npy")
+    except FileExistsError as exc:
+        return "lost" if isinstance(exc, StorageError) else f"untyped {exc!r}"
+    return "won"
+
+
+def test_racing_creator_processes_on_s3_have_one_winner(s3) -> None:
+    import multiprocessing as mp
+    import pickle
+    import time
+
+    b, _ = s3
+    b.ensure_directory("race")
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        pool.map(abs, range(3))  # start the workers (imports) before the race
+        start_at = time.time() + 1.0
+        outcomes = pool.starmap(_create_in_process, [(pickle.dumps(b), i, start_at) for i in range(3)])
+    assert sorted(outcomes) == ["lost", "lost", "won"]
+    assert np.array_equal(b.load("race/p.npy"), img(outcomes.index("won")))
+
+
 # ---------------------------------------------------------------- path rules
 @pytest.mark.parametrize(
     "bad",
