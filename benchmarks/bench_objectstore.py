@@ -92,7 +92,7 @@ class MotoProcess:
         import boto3
 
         name = f"bench-{uuid.uuid4().hex[:10]}"
-        boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+        boto3.client("s3", endpoint_url=self.endpoint).create_bucket(Bucket=name)
         return name
 
     def stop(self) -> None:

@@ -72,7 +72,6 @@ class S3Server:
         client = boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
-            region_name="us-east-1",  # boto3 needs one to sign; the server itself is not given a region
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
@@ -86,7 +85,6 @@ class S3Server:
         client = boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
-            region_name="us-east-1",
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
