@@ -1,7 +1,7 @@
 """ObjectStoreBackend under faults: a server that dies mid-batch, bad credentials, endpoints that hang.
 
 Each test has a pytest-timeout: a hang is a failure, which is the point of
-bounded timeouts (no timed asserts, see CONTRIBUTING in DESIGN.md).
+bounded timeouts (speed itself is never asserted in tests).
 """
 
 from __future__ import annotations
