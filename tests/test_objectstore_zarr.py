@@ -80,3 +80,12 @@ def test_zarr_mount_takes_a_config() -> None:
     assert default.config == ZarrConfig()
     custom = fm.mount(url, name="z2", kind="zarr", config=ZarrConfig(write_threads=3), **options)
     assert custom.config.write_threads == 3
+
+
+def test_zarr_on_s3_gives_the_same_transcript_as_every_backend(tmp_path) -> None:
+    from hcsvfs.backends import MemoryStorageBackend
+    from test_conformance import _transcript
+
+    url, options = new_s3_url()
+    on_s3 = FileManager().mount(url, name="z", kind="zarr", **options)
+    assert _transcript(on_s3) == _transcript(MemoryStorageBackend())
