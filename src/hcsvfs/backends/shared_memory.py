@@ -145,7 +145,17 @@ class SharedMemoryStorageBackend(DiskStorageBackend):
         """A read-only NumPy view of the segment (no copy)."""
         p = P.normalize(path)
         record = self._record(p)
-        seg = self._attach(record["segment"], p)
+        while True:
+            try:
+                seg = self._attach(record["segment"], p)
+                break
+            except CorruptDataError:
+                # An overwrite may replace the index entry and unlink the old segment between our read
+                # and the attach: that is a newer version, not damage. Read the entry again.
+                newer = self._record(p)
+                if newer["segment"] == record["segment"]:
+                    raise
+                record = newer
         view = np.ndarray(tuple(record["shape"]), np.dtype(record["dtype"]), buffer=seg.buf)
         view.flags.writeable = False
         return view
@@ -252,8 +262,11 @@ class SharedMemoryStorageBackend(DiskStorageBackend):
         with self._lock:
             seg = self._attached.pop(name, None)
         if seg is not None:
-            with contextlib.suppress(BufferError):
-                seg.close()
+            # Views from load() keep only a reference to seg.buf, not a buffer export (NumPy's way), so
+            # seg.close() would unmap memory that a reader may still be using: a segfault on its next read.
+            # Disarm close() (also run by __del__) and let the mapping go when its last view does.
+            seg._buf = None  # type: ignore[attr-defined]
+            seg._mmap = None  # type: ignore[attr-defined]
         _unlink_segment(name)
 
     def __repr__(self) -> str:
