@@ -1,6 +1,6 @@
 """Run every benchmarks/bench_*.py and write benchmarks/RESULTS.md, results.json and throughput.png.
 
-    python benchmarks/report.py [--quick] [--only NAME ...] [--timeout S] [--out DIR]
+    python benchmarks/report.py [--quick] [--only NAME ...] [--timeout S] [--out DIR] [--render-only]
 
 Each script is run as ``python bench_X.py [--quick] --json FILE`` (see
 docs/benchmarks.md); a script that fails or times out is reported as such and
@@ -153,26 +153,49 @@ def markdown(meta: dict[str, Any], vers: dict[str, str], runs: list[dict[str, An
 
 
 def throughput_plot(runs: list[dict[str, Any]], path: Path) -> bool:
-    """Horizontal bars of the MB/s results tagged with a layout or codec (all MB/s results if none is tagged)."""
-    mbs = [(run["benchmark"], r) for run in runs for r in run.get("results", []) if r.get("unit") == "MB/s" and r.get("value")]
-    tagged = [(b, r) for b, r in mbs if "layout" in r or "codec" in r]
-    bars = [(f"{b}: {r['name']}", float(r["value"])) for b, r in (tagged or mbs)]
-    if not bars:
+    """One panel of horizontal MB/s bars per benchmark (own scale each), so layouts and codecs compare at a glance.
+
+    Within a benchmark, results tagged with a layout or codec are drawn if there are any, else all MB/s results.
+    False if no benchmark reported a throughput.
+    """
+    panels = []
+    for run in runs:
+        mbs = [r for r in run.get("results", []) if r.get("unit") == "MB/s" and r.get("value")]
+        tagged = [r for r in mbs if "layout" in r or "codec" in r]
+        if mbs:
+            panels.append((run["benchmark"], [(r["name"], float(r["value"])) for r in (tagged or mbs)]))
+    if not panels:
         return False
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.35 * len(bars) + 1.2))
-    ax.barh([b[0] for b in bars], [b[1] for b in bars], color="#4c72b0")
-    ax.invert_yaxis()
-    ax.set_xlabel("MB/s (higher is better)")
-    ax.set_title("Throughput per layout / codec")
+    heights = [len(bars) for _, bars in panels]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(10, 0.32 * sum(heights) + 1.0 * len(panels)), gridspec_kw={"height_ratios": heights}, squeeze=False
+    )
+    for ax, (bench, bars) in zip(axes[:, 0], panels):
+        ax.barh([name for name, _ in bars], [v for _, v in bars], color="#4c72b0")
+        ax.invert_yaxis()
+        ax.set_title(bench, loc="left", fontsize=10)
+        ax.tick_params(axis="y", labelsize=8)
+        for i, (_, v) in enumerate(bars):
+            ax.text(v, i, f" {v:,.0f}" if v >= 100 else f" {v:.3g}", va="center", fontsize=7)
+    axes[-1, 0].set_xlabel("MB/s (higher is better)")
+    fig.suptitle("Throughput per layout / codec")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def write_outputs(out: Path, meta: dict[str, Any], vers: dict[str, str], runs: list[dict[str, Any]], quick: bool) -> None:
+    """results.json, throughput.png and RESULTS.md in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    plot = "throughput.png" if throughput_plot(runs, out / "throughput.png") else None
+    (out / "results.json").write_text(json.dumps({"machine": meta, "versions": vers, "quick": quick, "runs": runs}, indent=2))
+    (out / "RESULTS.md").write_text(markdown(meta, vers, runs, plot, quick))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="run only bench_NAME.py (repeatable)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per script")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for RESULTS.md, results.json, throughput.png")
+    parser.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md and the plot from results.json, run nothing")
     args = parser.parse_args(argv)
+    if args.render_only:
+        saved = json.loads((args.out / "results.json").read_text())
+        write_outputs(args.out, saved["machine"], saved["versions"], saved["runs"], saved["quick"])
+        return 0
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
         wanted = {n.removeprefix("bench_").removesuffix(".py") for n in args.only}
@@ -195,11 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         runs = [run_one(s, args.quick, args.timeout, Path(tmp)) for s in scripts]
-    args.out.mkdir(parents=True, exist_ok=True)
-    meta, vers = machine(), versions()
-    plot = "throughput.png" if throughput_plot(runs, args.out / "throughput.png") else None
-    (args.out / "results.json").write_text(json.dumps({"machine": meta, "versions": vers, "quick": args.quick, "runs": runs}, indent=2))
-    (args.out / "RESULTS.md").write_text(markdown(meta, vers, runs, plot, args.quick))
+    write_outputs(args.out, machine(), versions(), runs, args.quick)
     failed = [r["benchmark"] for r in runs if "error" in r]
     print(f"wrote {args.out / 'RESULTS.md'} ({len(runs)} benchmark(s){', failed: ' + ', '.join(failed) if failed else ''})")
     return 1 if failed else 0

@@ -331,6 +331,9 @@ def test_bench_runs_scripts_and_writes_report(tmp_path: Path) -> None:
     assert data["quick"] is True and [r["benchmark"] for r in data["runs"]] == ["broken", "fake", "labelled"]
     assert "| zarr per-plane: write_MBps | 300 | MB/s |  |  |" in md  # a {label: {metric: n}} dict is flattened
     assert "| zarr per-plane: plane_ms | 1.5 | ms |  |  |" in md and "failed: no tifffile" in md
+    (bench_dir / "RESULTS.md").unlink()
+    subprocess.run([sys.executable, str(bench_dir / "report.py"), "--render-only", "--out", str(bench_dir)], check=True, timeout=120)
+    assert "| fake | ours | 0.8x | peer | >= 0.5x | yes |" in (bench_dir / "RESULTS.md").read_text()  # re-rendered, not re-run
     assert run("bench", "--dir", str(bench_dir), "--only", "fake").exit_code == 0
     one_error_line(run("bench", "--dir", str(tmp_path / "nowhere")), 2, "report.py not found")
 
