@@ -1,1 +1,1 @@
-"""Command line: demo, ls, cp, info, validate, stats, bench, preview."""
+"""The hcsvfs command line: demo, ls, info, cp, convert, validate, preview, stats, bench (see docs/cli.md)."""
