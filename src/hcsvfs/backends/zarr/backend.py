@@ -173,6 +173,7 @@ class ZarrStorageBackend(StorageBackend):
 
     def ensure_directory(self, path: P.PathLike) -> None:
         p = P.normalize(path)
+        self.locator.key(p)  # a bad path (escape, over-long name) fails here, before any folder is made
         for d in [*P.ancestors(p), p]:
             kind, _ = self._resolve(d)
             if kind == "dir":

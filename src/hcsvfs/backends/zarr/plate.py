@@ -199,7 +199,10 @@ class PlateLayout:
                 )
         for field_path, planes in by_field.items():
             first_t, first = planes[0]
-            existing = self.locator.read_meta(self.locator.key(f"{field_path}/0"))
+            key = self.locator.key(field_path)
+            # Only a committed field constrains new planes; an uncommitted one is rewritten (see _write_field).
+            committed = node_kind(self.locator.read_meta(key)) == "image"
+            existing = self.locator.read_meta(f"{key}/0") if committed else None
             shape, dtype = (tuple(existing["shape"][-2:]), existing["data_type"]) if existing else (first.shape, str(first.dtype))
             for t, data in planes:
                 where = P.join(t.plate, t.filename)
@@ -263,8 +266,11 @@ class PlateLayout:
         need = tuple(max(t.index[i] for t, _ in planes) + 1 for i in range(3))
         # Only a committed field is grown in place; one left pending by a killed writer is written afresh
         # (growing it would list the well with a field whose image metadata was never committed).
-        existing = node_kind(self.locator.read_meta(self.locator.key(field_path))) == "image"
+        key = self.locator.key(field_path)
+        existing = node_kind(self.locator.read_meta(key)) == "image"
         if not existing:
+            if self.locator.has_children(key):
+                self.locator.delete_tree(key)  # debris of that killed writer: zarr will not create over it
             # A new field: assemble it once and write it in one go (one shard in the default layout).
             full = len(planes) == need[0] * need[1] * need[2]
             # np.zeros only when some (t, c, z) slots stay empty: they must read back as 0, the fill value.
