@@ -152,6 +152,12 @@ def test_cp_into_memory_counts_files(folder: Path) -> None:
     assert result.exit_code == 0 and "copied 1 file(s) to memory:staged" in result.stderr
 
 
+def test_url_targets_are_mounted(folder: Path) -> None:
+    result = run("cp", str(folder), "memory://bucket/copy")  # fsspec's in-process store, through FileManager.mount
+    assert result.exit_code == 0 and "copied 3 file(s) to memory://bucket/copy" in result.stderr, result.stderr
+    one_error_line(run("ls", "nosuchscheme://bucket/x"), 2, "cannot open 'nosuchscheme://bucket/x'")
+
+
 def test_stats_report_advice_and_prometheus(tmp_path: Path) -> None:
     fm = FileManager(metrics=True)
     for i in range(30):

@@ -74,16 +74,12 @@ def _logical(path: str) -> str:
 
 def _mounted(url: str, fm: FileManager) -> Target:
     """Mount the URL's bucket (or host) once per FileManager; the rest of the URL is the logical path."""
-    mount = getattr(fm, "mount", None)
-    if mount is None:
-        raise CliError(
-            f"cannot open {url!r}: object-store URLs need FileManager.mount, which this installation lacks; "
-            "copy the data locally first",
-            EXIT_USAGE,
-        )
     scheme, rest = url.split("://", 1)
     bucket, _, key = rest.partition("/")
     name = "url_" + re.sub(r"[^a-z0-9_]", "_", f"{scheme}_{bucket}".lower())
     if name not in fm.registry:
-        mount(f"{scheme}://{bucket}", name=name)
+        try:
+            fm.mount(f"{scheme}://{bucket}", name=name)
+        except (ValueError, ImportError) as exc:  # fsspec: unknown protocol, or its driver is not installed
+            raise CliError(f"cannot open {url!r}: {exc}", EXIT_USAGE) from None
     return Target(name, _logical(key or "."), url)
