@@ -115,6 +115,17 @@ def test_orphaned_segment_without_index_entry_is_reaped(shm: SharedMemoryStorage
     assert len(shm.segments()) == 1 and shm.load("kept.npy").shape == (3,)
 
 
+def test_empty_segment_of_a_writer_killed_before_sizing_it_is_reaped(shm: SharedMemoryStorageBackend) -> None:
+    """A writer SIGKILLed between shm_open and ftruncate leaves a 0-byte segment, which cannot be mapped."""
+    import _posixshmem
+
+    name = f"/hcsvfs_{shm.namespace.rsplit('-', 1)[-1]}_unsized"
+    os.close(_posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600))
+    assert os.path.getsize(f"/dev/shm{name}") == 0
+    shm.close()  # used to raise "cannot mmap an empty file" while unlinking
+    assert not os.path.exists(f"/dev/shm{name}") and shm.segments() == []
+
+
 def test_namespace_of_a_dead_owner_is_destroyed_by_the_next_owner() -> None:
     ctx = mp.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)

@@ -14,6 +14,7 @@ a worker killed mid-write are found by their name prefix, not the index.
 
 from __future__ import annotations
 
+import _posixshmem  # shm_unlink by name (POSIX; the segments live in /dev/shm on Linux)
 import contextlib
 import json
 import os
@@ -54,10 +55,10 @@ def _untrack(shm: shared_memory.SharedMemory) -> None:
 
 
 def _unlink_segment(name: str) -> None:
+    # By name, without mapping it: a writer SIGKILLed between shm_open and ftruncate leaves an empty
+    # segment that SharedMemory(name=...) cannot map ("cannot mmap an empty file"), and no tracker entry to undo.
     with contextlib.suppress(FileNotFoundError):
-        seg = shared_memory.SharedMemory(name=name)  # registers with the tracker; unlink() unregisters it
-        seg.close()
-        seg.unlink()
+        _posixshmem.shm_unlink(name if name.startswith("/") else "/" + name)
 
 
 def _pid_alive(pid: int) -> bool:
