@@ -39,8 +39,8 @@ def version_of(arr: Any) -> int:
 
 
 def temp_files(root: Path) -> list[Path]:
-    """Every hcsvfs temp file (in-flight or crashed atomic write) below ``root``."""
-    return [Path(d) / n for d, _, names in os.walk(root) for n in names if is_temp_name(n)]
+    """Every hcsvfs temp file or folder (in-flight or crashed atomic write; zarr writes folders) below ``root``."""
+    return [Path(d) / n for d, dirs, names in os.walk(root) for n in [*dirs, *names] if is_temp_name(n)]
 
 
 def files_outside(base: Path, root: Path) -> list[Path]:

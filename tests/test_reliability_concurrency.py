@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from backends_under_test import BACKENDS
-from hcsvfs.backends import DiskStorageBackend, StorageBackend
+from hcsvfs.backends import StorageBackend
 from hcsvfs.errors import StorageError
 from reliability_helpers import payload, run_in_child, start_together, temp_files, version_of
 
@@ -46,22 +46,6 @@ def _threads(n: int, target: Callable[[int], Any]) -> list[Any]:
     return out
 
 
-# Known gaps, reported to the owners; non-strict xfail so the rest of each test still runs everywhere else.
-_ZARR_NO_ATOMIC_CREATE = (
-    "zarr backend: save/move check the target, then write; racing creators (or movers) all succeed and the "
-    "last writer wins. Needs a temp node + rename commit in backends/zarr (issue 3)"
-)
-_ZARR_OVERWRITE_GAP = (
-    "zarr backend: overwrite deletes the old image before writing (docs/zarr.md, known limits), so a concurrent "
-    "reader finds nothing or, through a lazy view, reads fill values (zeros) of chunks not yet rewritten"
-)
-
-
-def _known_gap(backend: StorageBackend, reason: str, request: pytest.FixtureRequest) -> None:
-    if backend.name == "zarr":
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
-
-
 def _one_winner(outcomes: list[Any], loser: type[BaseException]) -> int:
     winners = [i for i, o in enumerate(outcomes) if not isinstance(o, BaseException)]
     losers = [o for o in outcomes if isinstance(o, BaseException)]
@@ -72,8 +56,7 @@ def _one_winner(outcomes: list[Any], loser: type[BaseException]) -> int:
 
 
 # ---------------------------------------------------------------- racing creators
-def test_racing_creator_threads_exactly_one_wins(backend: StorageBackend, request: pytest.FixtureRequest) -> None:
-    _known_gap(backend, _ZARR_NO_ATOMIC_CREATE, request)
+def test_racing_creator_threads_exactly_one_wins(backend: StorageBackend) -> None:
     backend.ensure_directory("race")
     for r in range(ROUNDS):
         path = f"race/r{r}.npy"
@@ -83,7 +66,7 @@ def test_racing_creator_threads_exactly_one_wins(backend: StorageBackend, reques
 
 
 # Backends whose state is visible to other processes (forked workers share it through the OS).
-PROCESS_SHARED = [k for k in ("disk", "shared_memory") if k in BACKENDS]
+PROCESS_SHARED = [k for k in ("disk", "shared_memory", "zarr") if k in BACKENDS]
 
 
 @pytest.fixture(params=PROCESS_SHARED)
@@ -100,13 +83,12 @@ def test_racing_creator_processes_exactly_one_wins(shared_backend: StorageBacken
         outcomes = start_together(4, lambda i, _b: disk.save(payload(i + 1), path))
         winner = _one_winner(outcomes, FileExistsError)
         assert version_of(disk.load(path)) == winner + 1
-    if isinstance(disk, DiskStorageBackend):
+    if getattr(disk, "root", None) is not None:  # disk and zarr folders; shared memory keeps its index there too
         assert temp_files(disk.root) == []  # losers cleaned up their temp files
     print(f"\n[reliability] {ROUNDS} process races of 4 creators: one winner each")
 
 
-def test_racing_mover_threads_exactly_one_wins(backend: StorageBackend, request: pytest.FixtureRequest) -> None:
-    _known_gap(backend, _ZARR_NO_ATOMIC_CREATE, request)
+def test_racing_mover_threads_exactly_one_wins(backend: StorageBackend) -> None:
     backend.ensure_directory("src")
     for r in range(ROUNDS):
         backend.save(payload(r), f"src/{r}.npy")
@@ -129,9 +111,8 @@ def test_racing_mover_processes_exactly_one_wins(shared_backend: StorageBackend)
 
 
 # ---------------------------------------------------------------- mixed workloads
-def test_threads_save_load_list_move_delete_lose_nothing(backend: StorageBackend, request: pytest.FixtureRequest) -> None:
+def test_threads_save_load_list_move_delete_lose_nothing(backend: StorageBackend) -> None:
     """Writers overwrite their own keys while readers load and list; movers and deleters churn a scratch area."""
-    _known_gap(backend, _ZARR_OVERWRITE_GAP, request)
     writers, versions = 3, 40
     for w in range(writers):
         backend.ensure_directory(f"w{w}")

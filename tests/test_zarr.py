@@ -206,6 +206,23 @@ def test_overwrite_replaces_and_internals_are_not_files(zb: ZarrStorageBackend) 
         zb.stat("img/0")
 
 
+@pytest.mark.parametrize("swap", [True, False], ids=["rename-exchange", "two-renames"])
+def test_overwrite_and_move_commit_by_rename_and_leave_no_temp_node(
+    zb: ZarrStorageBackend, monkeypatch: pytest.MonkeyPatch, swap: bool
+) -> None:
+    """Local stores write a hidden temp image and rename it in; without RENAME_EXCHANGE two renames do it."""
+    if not swap:
+        monkeypatch.setattr("hcsvfs.backends.zarr.store.exchange", lambda a, b: False)
+    zb.save(image(seed=1), "img")
+    zb.save(image(seed=2), "img", overwrite=True)
+    assert np.array_equal(zb.load("img", materialize=True), image(seed=2))
+    with pytest.raises(FileExistsError):
+        zb.save(image(seed=3), "img")
+    zb.move("img", "moved")
+    assert not zb.exists("img") and np.array_equal(zb.load("moved", materialize=True), image(seed=2))
+    assert [p.name for p in zb.root.iterdir()] == ["moved"]  # no hidden temp or old node left behind
+
+
 def test_any_zarr_store_memory_store() -> None:
     zb = ZarrStorageBackend(store=zarr.storage.MemoryStore())
     zb.ensure_directory("a/b")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import re
@@ -13,7 +14,7 @@ from typing import BinaryIO
 
 from ..errors import PathExistsError, StorageFullError
 
-__all__ = ["TEMP_PREFIX", "atomic_write", "is_temp_name", "fsync_dir"]
+__all__ = ["TEMP_PREFIX", "atomic_write", "exchange", "is_temp_name", "fsync_dir"]
 
 #: Temp files start with this, so listings can hide them and clean-up can find them.
 TEMP_PREFIX = ".hcsvfs-tmp-"
@@ -85,6 +86,40 @@ def atomic_write(
                 path=shown,
             ) from exc
         raise
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _renameat2() -> Callable[..., int] | None:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_RENAMEAT2 = _renameat2()
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Lets a folder (a zarr image) be replaced with no moment where neither
+    version is there. Returns False where the platform or file system cannot
+    do it, so the caller falls back to two renames.
+    """
+    if _RENAMEAT2 is None:
+        return False
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM):
+        return False  # not supported here
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
 # NumPy's tofile() (used by np.save and tifffile) reports a short write as a bare OSError without

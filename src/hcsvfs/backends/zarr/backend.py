@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,7 +15,7 @@ from zarr.storage import StorePath
 from ... import arrays
 from ... import paths as P
 from ...config import ZarrConfig
-from ...errors import InvalidPathError, PathNotADirectoryError, UnsupportedTypeError
+from ...errors import InvalidPathError, PathExistsError, PathNotADirectoryError, UnsupportedTypeError
 from ..base import StatResult, StorageBackend
 from .image import open_array, open_levels, write_image
 from .ngff import default_axes, node_kind, validate_group
@@ -49,6 +50,11 @@ class ZarrStorageBackend(StorageBackend):
         self.config = config if config is not None else ZarrConfig()
         self.locator = StoreLocator(root, store, storage_options)
         self.plates = PlateLayout(self.locator, self.config)
+
+    @property
+    def root(self) -> Path | None:
+        """The folder this backend is jailed in (None for the working-directory mode and for non-local stores)."""
+        return self.locator.local_root
 
     # ------------------------------------------------------------------ resolution
     def _meta(self, logical: str) -> dict[str, Any] | None:
@@ -103,12 +109,28 @@ class ZarrStorageBackend(StorageBackend):
             return
         names = default_axes(arr.ndim, axes)
         self.config.chunk_shape(arr.shape)  # a chunk-rank mismatch fails here, before anything is written
-        self._write_image(p, arr, names, labels)
+        self._write_image(p, arr, names, labels, overwrite)
 
-    def _write_image(self, p: str, arr: np.ndarray, axes: str | None, labels: bool) -> None:
+    def _write_image(self, p: str, arr: np.ndarray, axes: str | None, labels: bool, overwrite: bool) -> None:
+        if self.locator.can_rename:
+            # Write beside the target under a hidden name, then rename: readers see the old image or
+            # the new one, and of racing creators exactly one wins.
+            tmp = self.locator.temp_sibling(p)
+            try:
+                write_image(self.locator, tmp, arr, self.config, axes, labels=labels, hide=False, name=P.basename(p))
+                self.locator.rename_node(self.locator.key(tmp), self.locator.key(p), replace=overwrite)
+            except FileExistsError:
+                raise PathExistsError(
+                    f"{p!r} was created by another writer while this one was saving; pass overwrite=True to replace it",
+                    path=p,
+                    backend=self.name,
+                ) from None
+            finally:
+                self.locator.delete_tree(self.locator.key(tmp))  # a no-op after the rename
+            return
         key = self.locator.key(p)
         if self.locator.read_meta(key) is not None:
-            self.locator.delete_tree(key)  # overwrite: the old image goes first (see docs/zarr.md, known limits)
+            self.locator.delete_tree(key)  # overwrite on stores without rename: the old image goes first
         try:
             write_image(self.locator, p, arr, self.config, axes, labels=labels)
         except BaseException:
@@ -219,10 +241,10 @@ class ZarrStorageBackend(StorageBackend):
             self.plates.save(planes, labels=labels)
         if len(plain) > 1 and self.config.write_threads > 1:
             with ThreadPoolExecutor(self.config.write_threads, thread_name_prefix="hcsvfs-zarr") as pool:
-                list(pool.map(lambda item: self._write_image(item[0], item[1], axes[item[0]], labels), plain))
+                list(pool.map(lambda item: self._write_image(item[0], item[1], axes[item[0]], labels, overwrite), plain))
         else:
             for p, a in plain:
-                self._write_image(p, a, axes[p], labels)
+                self._write_image(p, a, axes[p], labels, overwrite)
 
     def load_batch(self, paths: Sequence[P.PathLike], **options: Any) -> list[Any]:
         return [self.load(p, **options) for p in paths]
@@ -236,6 +258,27 @@ class ZarrStorageBackend(StorageBackend):
             return
         self._check_not_root(p)
         self.locator.delete_tree(self.locator.key(p))
+
+    def move(self, src: P.PathLike, dst: P.PathLike, *, overwrite: bool = False) -> None:
+        """Move a file or folder; on a local store one atomic rename (of racing movers exactly one wins)."""
+        s, d = P.normalize(src), P.normalize(dst)
+        kind, _ = self._resolve(s)
+        plane_either_side = kind == "plane" or self.plates.target(d, self._meta(P.parent(d))) is not None
+        if not self.locator.can_rename or plane_either_side:
+            super().move(s, d, overwrite=overwrite)  # planes live inside fields: copy, then delete
+            return
+        st = self.stat(s)
+        self._check_transfer(s, d, st, overwrite)
+        try:
+            self.locator.rename_node(self.locator.key(s), self.locator.key(d), replace=overwrite and st.is_file)
+        except FileNotFoundError:
+            raise self._not_found(s) from None  # a racing mover took it first
+        except FileExistsError:
+            raise PathExistsError(
+                f"{d!r} was created by another writer during this move; pass overwrite=True to replace it",
+                path=d,
+                backend=self.name,
+            ) from None
 
     def _delete_file(self, path: str) -> None:
         kind, meta = self._resolve(path)

@@ -10,6 +10,7 @@ from zarr.core.array import AsyncArray
 from zarr.storage import StorePath
 
 from ...config import ZarrConfig
+from ...errors import PathNotFoundError
 from .codecs import array_layout
 from .ngff import image_attrs
 from .pyramid import downsample
@@ -38,6 +39,7 @@ def write_image(
     *,
     labels: bool = False,
     hide: bool = True,
+    name: str | None = None,
 ) -> None:
     """Write a new image group at ``logical``: its level arrays with their pixels, then the metadata that shows it.
 
@@ -62,7 +64,7 @@ def write_image(
             dimension_names=list(axes) if axes else None,
             **array_layout(config, current.shape),
         )
-    commit_image(locator, logical, axes, levels, config)
+    commit_image(locator, logical, axes, levels, config, name=name)
 
 
 def write_levels(arrays: list[Any], data: np.ndarray, index: tuple[int, ...] = (), *, labels: bool = False) -> None:
@@ -74,11 +76,13 @@ def write_levels(arrays: list[Any], data: np.ndarray, index: tuple[int, ...] = (
         level[index if index else ...] = current
 
 
-def commit_image(locator: StoreLocator, logical: str, axes: str | None, levels: int, config: ZarrConfig, extra: dict[str, Any] | None = None) -> None:
-    """Write the image group's final metadata: the single write that makes the image visible."""
-    attrs: dict[str, Any] = {"hcsvfs": {"kind": "image", **(extra or {})}}
+def commit_image(
+    locator: StoreLocator, logical: str, axes: str | None, levels: int, config: ZarrConfig, *, name: str | None = None
+) -> None:
+    """Write the image group's final metadata (``name`` defaults to the last path part): the write that shows it."""
+    attrs: dict[str, Any] = {"hcsvfs": {"kind": "image"}}
     if config.ome_metadata and axes:
-        attrs["ome"] = image_attrs(axes, levels, logical.rsplit("/", 1)[-1])
+        attrs["ome"] = image_attrs(axes, levels, name or logical.rsplit("/", 1)[-1])
     locator.write_meta(locator.key(logical), {"zarr_format": 3, "node_type": "group", "attributes": attrs})
 
 
@@ -95,5 +99,6 @@ def open_array(locator: StoreLocator, key: str, mode: str = "r") -> Any:
     """The zarr array at store ``key``, built from metadata read by the locator (one event-loop hop fewer per open)."""
     meta = locator.read_meta(key)
     if meta is None or meta.get("node_type") != "array":
-        return zarr.open_array(StorePath(locator.store, key), mode=mode)  # lets zarr raise its own error
+        # Also what a reader sees when a racing mover or deleter took the image a moment ago.
+        raise PathNotFoundError(f"no zarr array at {key!r} (moved or deleted meanwhile?)", path=key, backend="zarr")
     return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(locator.store, key)))

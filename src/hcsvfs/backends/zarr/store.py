@@ -7,8 +7,11 @@ fsspec URL or an in-memory store; everything else talks to zarr through the
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,8 @@ from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore, StorePath
 
 from ... import paths as P
-from ...errors import InvalidPathError
-from ..atomic import atomic_write, is_temp_name
+from ...errors import InvalidPathError, PathNotFoundError
+from ..atomic import TEMP_PREFIX, atomic_write, exchange, is_temp_name
 
 __all__ = ["StoreLocator"]
 
@@ -133,7 +136,10 @@ class StoreLocator:
 
     def size(self, key: str) -> int:
         """Bytes stored under ``key`` (a node and all it holds)."""
-        return int(sync(self.store.getsize_prefix(key)))
+        try:
+            return int(sync(self.store.getsize_prefix(key)))
+        except FileNotFoundError:
+            raise PathNotFoundError(f"{key!r} vanished while being measured (moved or deleted meanwhile)", path=key, backend="zarr") from None
 
     def delete_tree(self, key: str) -> None:
         """Remove ``key`` and everything below it."""
@@ -141,6 +147,54 @@ class StoreLocator:
 
     def delete_key(self, key: str) -> None:
         sync(self.store.delete(key))
+
+    @property
+    def can_rename(self) -> bool:
+        """True where a whole node can be moved in one atomic step (a local folder)."""
+        return self._local is not None
+
+    def rename_node(self, src: str, dst: str, *, replace: bool) -> None:
+        """Atomically move the node at key ``src`` to ``dst`` (local stores only).
+
+        Without ``replace`` an existing ``dst`` raises FileExistsError (exactly one of
+        racing creators wins); with it the two are exchanged atomically where Linux
+        allows (readers see the old node or the new, never neither) and the old deleted.
+        """
+        assert self._local is not None, "rename_node needs a local store; check can_rename"
+        source, target = self._local / src, self._local / dst
+        if not replace:
+            try:
+                os.rename(source, target) if not target.exists() else _raise_exists(dst)
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+                    _raise_exists(dst)
+                raise
+            return
+        if not target.exists():
+            os.rename(source, target)
+            return
+        try:
+            swapped = exchange(source, target)
+        except FileNotFoundError:  # a racing deleter took the old node a moment ago: nothing left to swap with
+            os.rename(source, target)
+            return
+        if swapped:
+            shutil.rmtree(source, ignore_errors=True)  # the old node now lives under the temp name
+            return
+        old = target.with_name(TEMP_PREFIX + "old-" + uuid.uuid4().hex)
+        os.rename(target, old)
+        os.rename(source, target)  # without RENAME_EXCHANGE readers miss the node between these two renames
+        shutil.rmtree(old, ignore_errors=True)
+
+    def temp_sibling(self, logical: str) -> str:
+        """A fresh logical path next to ``logical`` that listings hide (for write-then-rename)."""
+        head, _, _ = logical.rpartition("/")
+        name = f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        return f"{head}/{name}" if head else name
+
+
+def _raise_exists(key: str) -> None:
+    raise FileExistsError(errno.EEXIST, "exists", key)
 
 
 def _join(key: str, name: str) -> str:
