@@ -19,6 +19,7 @@ import pytest
 
 from hcsvfs import FileManager
 from hcsvfs.backends import DiskStorageBackend
+from hcsvfs.errors import StorageError
 from hcsvfs.registry import StorageRegistry
 from reliability_helpers import payload, run_and_kill, temp_files, version_of
 
@@ -292,13 +293,20 @@ def test_kill_during_shared_memory_writes(tmp_path: Path, request: pytest.Fixtur
     print(f"\n[reliability] shared memory: {KILLS} kills, {acked_total} acked save pairs")
 
 
+PLATES = 8  # of 384 wells each: more than enough however fast the machine writes between kills
+
+
+def _plate(w: int) -> str:
+    return f"plate{w // 384}.zarr"
+
+
 def _well(w: int) -> str:
-    return f"{'ABCDEFGHIJKLMNOP'[w // 24]}{w % 24 + 1:02d}"
+    return f"{'ABCDEFGHIJKLMNOP'[w % 384 // 24]}{w % 24 + 1:02d}"
 
 
 def _well_planes(w: int) -> tuple[list[np.ndarray], list[str]]:
-    """Two fields x two channels of well number ``w``, each plane carrying its own version."""
-    names = [f"plate.zarr/{_well(w)}_s{s}_w{c}.tif" for s in (1, 2) for c in (1, 2)]
+    """Two fields x two channels of well number ``w`` (plates fill one after another), each plane its own version."""
+    names = [f"{_plate(w)}/{_well(w)}_s{s}_w{c}.tif" for s in (1, 2) for c in (1, 2)]
     return [payload(w * 4 + i, shape=(16, 16)) for i in range(4)], names
 
 
@@ -308,35 +316,48 @@ def test_kill_during_zarr_plate_writes_never_lists_an_incomplete_well(tmp_path: 
 
     rng = random.Random(15)
     zb = ZarrStorageBackend(tmp_path / "root")
-    zb.ensure_directory("plate.zarr")
+    for n in range(PLATES):
+        zb.ensure_directory(f"plate{n}.zarr")
     next_w, acked_total, listed_incomplete = 0, 0, 0
     for _ in range(KILLS):
         start = next_w
 
         def work(conn: Connection, start: int = start) -> None:
             worker = ZarrStorageBackend(tmp_path / "root")
-            for w in range(start, 384):
+            for w in range(start, PLATES * 384):
                 worker.save_batch(*_well_planes(w))
                 conn.send(("ack", w))
 
         run = run_and_kill(work, max_delay_s=0.25, rng=rng)
-        assert not run.finished, "the plate filled up; lower KILLS or the delay"
+        assert not run.finished, "all plates filled up; raise PLATES"
         acked_total += len(run.acks)
         in_flight = (run.acks[-1] + 1) if run.acks else start
-        wells = zb.open_plate("plate.zarr").wells if zb.exists("plate.zarr") else {}
+        plate = _plate(in_flight)
+        wells = zb.open_plate(plate).wells if _has_wells(zb, plate) else {}
         for w in [*run.acks, in_flight]:
-            info = wells.get(_well(w))
+            info = (zb.open_plate(_plate(w)).wells if _plate(w) != plate else wells).get(_well(w))
             if info is None:
-                assert w == in_flight, f"acknowledged well {_well(w)} is missing from the plate"
+                assert w == in_flight, f"acknowledged well {_well(w)} is missing from {_plate(w)}"
                 continue
             listed_incomplete += sorted(info.fields) != ["0", "1"] or len(info.files) != 4
             data, names = _well_planes(w)
             assert [version_of(np.asarray(zb.load(n))) for n in names] == [version_of(d) for d in data]
-        assert set(wells) <= {_well(w) for w in range(in_flight + 1)}
+        assert set(wells) <= {_well(w) for w in range(in_flight - in_flight % 384, in_flight + 1)}
         zb.save_batch(*_well_planes(in_flight), overwrite=True)  # the rerun finishes the interrupted well
         next_w = in_flight + 1
     assert listed_incomplete == 0
-    plate = zb.open_plate("plate.zarr")
-    assert sorted(plate.wells) == sorted(_well(w) for w in range(next_w))
-    zb.validate("plate.zarr")  # the NGFF metadata is valid after all those kills
+    for n in range(next_w // 384 + 1):  # every plate: exactly the wells written, NGFF-valid after the kills
+        written = [w for w in range(next_w) if w // 384 == n]
+        if written:
+            assert sorted(zb.open_plate(f"plate{n}.zarr").wells) == sorted(_well(w) for w in written)
+            zb.validate(f"plate{n}.zarr")
     print(f"\n[reliability] zarr plate: {KILLS} kills, {acked_total} acked wells, {next_w} wells complete and valid")
+
+
+def _has_wells(zb: object, plate: str) -> bool:
+    """True once the plate metadata exists (the first well of a plate may still be in flight)."""
+    try:
+        zb.open_plate(plate)  # type: ignore[attr-defined]
+    except StorageError:
+        return False
+    return True
