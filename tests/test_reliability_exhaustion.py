@@ -97,10 +97,11 @@ def _vm_size() -> int:
 
 
 def test_overlay_pause_threshold_prevents_out_of_memory(tmp_path: Path) -> None:
-    """200 MiB through a 32 MiB overlay in a process that may grow by only 160 MiB: no MemoryError, nothing lost."""
+    """320 MiB through a 32 MiB overlay in a process that may grow by only 160 MiB: no MemoryError, nothing lost."""
     from hcsvfs.tiering import MemoryOverlay
 
-    headroom, count, size = 160 * 2**20, 50, 4 * 2**20
+    # 320 MiB of saves against 160 MiB of headroom: far more than any free heap the forked child inherits.
+    headroom, count, size = 160 * 2**20, 80, 4 * 2**20
 
     def limit_memory() -> None:
         cap = _vm_size() + headroom
