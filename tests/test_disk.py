@@ -399,3 +399,17 @@ def test_sigkill_during_large_saves_leaves_only_complete_files(tmp_path: Path) -
             assert frame[0, 0] > 0 and (frame == frame[0, 0]).all(), f"{path} holds a partial write"
     # Evidence that the kills landed mid-write at least once (otherwise this test proved little).
     assert temp_seen > 0
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_saved_files_get_the_umask_mode_not_a_private_temp_mode(tmp_path: Path, overwrite: bool) -> None:
+    """Atomic writes go through a temp file; the committed file must be readable as any file the user writes."""
+    disk = DiskStorageBackend(tmp_path, fsync=False)
+    old = os.umask(0o022)
+    try:
+        disk.save(np.zeros(3), "a.npy")
+        if overwrite:
+            disk.save(np.ones(3), "a.npy", overwrite=True)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.npy").stat().st_mode & 0o777 == 0o644
