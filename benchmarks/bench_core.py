@@ -129,6 +129,10 @@ def bench_disk(shape: tuple[int, ...], repeats: int, folder: Path) -> dict[str, 
     out: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, fn in cases.items():
+            if "save" in name or "imwrite" in name:
+                # Every writer starts from no file: replacing a 0.5 GB file inside the timed region (freeing
+                # its blocks, ext4's flush-on-replace) cost 0.2-1.5 s at random here, bare writers included.
+                (npy if "npy" in name else tif).unlink(missing_ok=True)
             # Flush the previous writer's dirty pages first: otherwise the kernel's writeback throttles
             # whoever writes next, and the order of the contenders decides the result.
             os.sync()
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(
             result(
                 ours, mb / disk[ours], "MB/s", ratio_to=peer, ratio=round(disk[peer] / disk[ours], 3),
-                target=f"<= {DISK_TARGET}x time of peer", met=met, layout="hcsvfs " + ours.split()[1], codec="none",
+                target=f">= {1 / DISK_TARGET:.2f}x peer MB/s (<= {DISK_TARGET}x its time)", met=met, layout="hcsvfs " + ours.split()[1], codec="none",
             )
         )  # fmt: skip
     for ext in (".tif", ".npy"):
