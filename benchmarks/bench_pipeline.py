@@ -28,7 +28,7 @@ from pathlib import Path
 
 SIZES = {
     "quick": {"wells": 8, "fields": 2, "channels": 2, "size": 512},
-    "full": {"wells": 16, "fields": 4, "channels": 3, "size": 1024},
+    "full": {"wells": 24, "fields": 4, "channels": 3, "size": 1024},
 }
 WORKER_BUDGET = "32MiB"  # overlay budget per process
 
