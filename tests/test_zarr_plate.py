@@ -333,3 +333,22 @@ def test_batch_memory_is_bounded_by_fields_in_flight_not_the_plate(tmp_path: Pat
     large = peak_fields(["A01", "A02", "B01", "B02", "C01", "C02", "D01", "D02"], "large")  # 64 fields
     # 2 threads x 2 queued tasks, each a field buffer plus its encoded shard: about 9 fields, whatever the plate size.
     assert large < 16 and large < 1.5 * small + 2, (small, large)  # the plate itself is 64 fields
+
+
+def test_load_batch_reads_each_plate_well_and_field_metadata_once(zb: ZarrStorageBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an object store every metadata read is a request: a batch must not repeat them per plane."""
+    data = write(zb, names_for({"A01": 2, "B03": 2}, channels=3))  # 2 wells x 2 fields x 3 channels
+    reads: list[str] = []
+    real = zb.locator._read_meta
+    monkeypatch.setattr(zb.locator, "_read_meta", lambda key: reads.append(key) or real(key))
+    got = zb.load_batch(list(data), materialize=True)
+    assert all(np.array_equal(g, data[n]) for g, n in zip(got, data))
+    assert len(reads) == len(set(reads)) == 1 + 2 + 4  # the plate, its wells, each field's array; 12 planes
+    reads.clear()
+    zb.load(next(iter(data)))
+    single = len(reads)
+    reads.clear()
+    zb.load_batch(list(data)[:1])
+    assert len(reads) == single  # a one-plane batch costs what one load costs
+    zb.save(plane(99), f"{PLATE}/A01_s1_w1_z001_t001.tif", overwrite=True)  # no snapshot outlives the batch
+    assert np.array_equal(zb.load_batch([f"{PLATE}/A01_s1_w1_z001_t001.tif"], materialize=True)[0], plane(99))

@@ -98,9 +98,12 @@ def open_levels(locator: StoreLocator, logical: str, mode: str = "r", meta: dict
     return [open_array(locator, f"{key}/{p}" if key else p, mode) for p in paths]
 
 
-def open_array(locator: StoreLocator, key: str, mode: str = "r") -> Any:
-    """The zarr array at store ``key``, built from metadata read by the locator (one event-loop hop fewer per open)."""
-    meta = locator.read_meta(key)
+def open_array(locator: StoreLocator, key: str, mode: str = "r", *, meta: dict[str, Any] | None = None) -> Any:
+    """The zarr array at store ``key``, built from metadata read by the locator (one event-loop hop fewer per open).
+
+    ``meta``: the array's ``zarr.json`` when the caller has just read it (one store request fewer).
+    """
+    meta = meta if meta is not None else locator.read_meta(key)
     if meta is None or meta.get("node_type") != "array":
         # Also what a reader sees when a racing mover or deleter took the image a moment ago.
         raise PathNotFoundError(f"no zarr array at {key!r} (moved or deleted meanwhile?)", path=key, backend="zarr")

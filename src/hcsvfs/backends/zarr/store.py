@@ -7,11 +7,14 @@ fsspec URL or an in-memory store; everything else talks to zarr through the
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,7 @@ class StoreLocator:
         self.store: Store = store
         #: The folder of a local store, for the few metadata operations done without zarr's event loop.
         self._local: Path | None = Path(store.root) if isinstance(store, LocalStore) else None
+        self._memo = threading.local()  # see memo()
 
     @property
     def local_root(self) -> Path | None:
@@ -90,8 +94,31 @@ class StoreLocator:
         return StorePath(self.store, self.key(logical))
 
     # ------------------------------------------------------------------ raw access
+    @contextlib.contextmanager
+    def memo(self) -> Iterator[None]:
+        """Within the block, this thread reads each node's metadata once (a batch sees one snapshot).
+
+        Writes through :meth:`write_meta` update the snapshot, so a batch still sees its own writes.
+        """
+        if getattr(self._memo, "table", None) is not None:
+            yield  # nested: the outer snapshot stays
+            return
+        self._memo.table = {}
+        try:
+            yield
+        finally:
+            self._memo.table = None
+
     def read_meta(self, key: str) -> dict[str, Any] | None:
         """The parsed ``zarr.json`` of the node at ``key``, or None if there is none."""
+        table = getattr(self._memo, "table", None)
+        if table is None:
+            return self._read_meta(key)
+        if key not in table:
+            table[key] = self._read_meta(key)
+        return table[key]
+
+    def _read_meta(self, key: str) -> dict[str, Any] | None:
         if self._local is not None:
             # A plain file read: zarr's sync() hop to its event loop costs ~1-2 ms on a busy machine.
             try:
@@ -111,6 +138,9 @@ class StoreLocator:
     def write_meta(self, key: str, meta: dict[str, Any]) -> None:
         """Replace the ``zarr.json`` at ``key`` in one store write (the commit point of a node)."""
         data = json.dumps(meta, indent=2).encode()
+        table = getattr(self._memo, "table", None)
+        if table is not None:
+            table[key] = meta
         if self._local is not None:
             # Temp file + rename: a reader sees the old metadata or the new, never half of it.
             target = self._local / _join(key, _META)
