@@ -91,7 +91,12 @@ class StoreLocator:
         """
         if self._rooted is not None:
             return LocalStore(self._rooted.physical(logical))
-        return StorePath(self.store, self.key(logical))
+        key = self.key(logical)
+        if isinstance(self.store, FsspecStore) and key:
+            # On an object store each parent zarr checks (and writes) is a request: ~6 per plate field.
+            base = self.store.path.rstrip("/")
+            return FsspecStore(self.store.fs, read_only=self.store.read_only, path=f"{base}/{key}" if base else key)
+        return StorePath(self.store, key)
 
     # ------------------------------------------------------------------ raw access
     @contextlib.contextmanager
