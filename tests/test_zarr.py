@@ -146,6 +146,10 @@ def test_corrupted_chunk_raises_clear_error_with_checksums(tmp_path: Path) -> No
         np.asarray(view)
     with pytest.raises(CorruptDataError):
         zb.load("x", materialize=True)
+    zb.save(image((64, 64), seed=5), "y")
+    assert np.array_equal(zb.load_batch(["y"], materialize=True)[0], image((64, 64), seed=5))
+    with pytest.raises(CorruptDataError, match="'x'.*corrupt"):  # a batch read concurrently names the bad one
+        zb.load_batch(["y", "x"], materialize=True)
 
 
 def test_corrupted_shard_raises_clear_error(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from .image import open_array, open_levels, write_image
 from .ngff import default_axes, node_kind, validate_group
 from .plate import PlaneTarget, PlateInfo, PlateLayout
 from .store import StoreLocator
-from .view import ZarrArrayView
+from .view import ZarrArrayView, read_many
 
 __all__ = ["ZarrStorageBackend"]
 
@@ -247,13 +247,15 @@ class ZarrStorageBackend(StorageBackend):
             for p, a in plain:
                 self._write_image(p, a, axes[p], labels, overwrite)
 
-    def load_batch(self, paths: Sequence[P.PathLike], **options: Any) -> list[Any]:
+    def load_batch(self, paths: Sequence[P.PathLike], *, materialize: bool = False, **options: Any) -> list[Any]:
         """Load every path against one snapshot of the metadata: each plate, well and field is read once.
 
-        On an object store that is most of the requests: 24 planes of one plate went from 240 to ~60.
+        On an object store that is most of the requests (24 planes of one plate: 240 -> 74). With
+        ``materialize=True`` the pixels of all paths are fetched concurrently (:func:`read_many`).
         """
         with self.locator.memo():
-            return [self.load(p, **options) for p in paths]
+            views = [self.load(p, **options) for p in paths]
+        return read_many(views) if materialize else views
 
     # ------------------------------------------------------------------ mutation
     def delete_all(self, path: P.PathLike) -> None:
