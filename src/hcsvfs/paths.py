@@ -76,6 +76,10 @@ def normalize(path: PathLike) -> str:
     body = "/".join(out)
     if absolute:
         return "/" + body
+    if body and body.strip() == "":
+        # " /" or "\r/." would normalise to a blank name, which is refused as empty on its own:
+        # refuse it here too, so normalize() stays idempotent.
+        raise InvalidPathError(f"path {path!r} is blank; give a logical path such as 'plate/A01/x.tif'", path=path)
     return body if body else "."
 
 
