@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,9 +116,11 @@ class ZarrStorageBackend(StorageBackend):
             # Write beside the target under a hidden name, then rename: readers see the old image or
             # the new one, and of racing creators exactly one wins.
             tmp = self.locator.temp_sibling(p)
+            committed = False
             try:
                 write_image(self.locator, tmp, arr, self.config, axes, labels=labels, hide=False, name=P.basename(p))
                 self.locator.rename_node(self.locator.key(tmp), self.locator.key(p), replace=overwrite)
+                committed = True
             except FileExistsError:
                 raise PathExistsError(
                     f"{p!r} was created by another writer while this one was saving; pass overwrite=True to replace it",
@@ -126,7 +128,8 @@ class ZarrStorageBackend(StorageBackend):
                     backend=self.name,
                 ) from None
             finally:
-                self.locator.delete_tree(self.locator.key(tmp))  # a no-op after the rename
+                if not committed:
+                    self.locator.delete_tree(self.locator.key(tmp))  # the half-written or losing temp image
             return
         key = self.locator.key(p)
         if self.locator.read_meta(key) is not None:

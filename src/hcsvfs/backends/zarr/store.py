@@ -198,8 +198,10 @@ class StoreLocator:
         assert self._local is not None, "rename_node needs a local store; check can_rename"
         source, target = self._local / src, self._local / dst
         if not replace:
+            if target.exists():
+                _raise_exists(dst)
             try:
-                os.rename(source, target) if not target.exists() else _raise_exists(dst)
+                os.rename(source, target)  # onto a racer's finished image (never empty): ENOTEMPTY
             except OSError as exc:
                 if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
                     _raise_exists(dst)

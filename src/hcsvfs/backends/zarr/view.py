@@ -62,11 +62,11 @@ class ZarrArrayView:
     def read(self) -> np.ndarray:
         """Decode everything the view covers into a numpy array."""
         with decode_errors(self.path):
-            return np.asarray(self.zarr[self._prefix] if self._prefix else self.zarr[...])
+            return np.asarray(self.zarr[self._prefix or ...])
 
     async def _read_async(self) -> np.ndarray:
         with decode_errors(self.path):
-            return np.asarray(await self.zarr._async_array.getitem(self._prefix if self._prefix else ...))
+            return np.asarray(await self.zarr._async_array.getitem(self._prefix or ...))
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         out = self.read()
