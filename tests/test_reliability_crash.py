@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -332,17 +333,16 @@ def test_kill_during_zarr_plate_writes_never_lists_an_incomplete_well(tmp_path: 
         assert not run.finished, "all plates filled up; raise PLATES"
         acked_total += len(run.acks)
         in_flight = (run.acks[-1] + 1) if run.acks else start
-        plate = _plate(in_flight)
-        wells = zb.open_plate(plate).wells if _has_wells(zb, plate) else {}
+        listed = {n: _wells(zb, n) for n in {_plate(w) for w in [*run.acks, in_flight]}}
         for w in [*run.acks, in_flight]:
-            info = (zb.open_plate(_plate(w)).wells if _plate(w) != plate else wells).get(_well(w))
+            info = listed[_plate(w)].get(_well(w))
             if info is None:
                 assert w == in_flight, f"acknowledged well {_well(w)} is missing from {_plate(w)}"
                 continue
             listed_incomplete += sorted(info.fields) != ["0", "1"] or len(info.files) != 4
             data, names = _well_planes(w)
             assert [version_of(np.asarray(zb.load(n))) for n in names] == [version_of(d) for d in data]
-        assert set(wells) <= {_well(w) for w in range(in_flight - in_flight % 384, in_flight + 1)}
+        assert set(listed[_plate(in_flight)]) <= {_well(w) for w in range(in_flight - in_flight % 384, in_flight + 1)}
         zb.save_batch(*_well_planes(in_flight), overwrite=True)  # the rerun finishes the interrupted well
         next_w = in_flight + 1
     assert listed_incomplete == 0
@@ -354,10 +354,9 @@ def test_kill_during_zarr_plate_writes_never_lists_an_incomplete_well(tmp_path: 
     print(f"\n[reliability] zarr plate: {KILLS} kills, {acked_total} acked wells, {next_w} wells complete and valid")
 
 
-def _has_wells(zb: object, plate: str) -> bool:
-    """True once the plate metadata exists (the first well of a plate may still be in flight)."""
+def _wells(zb: Any, plate: str) -> dict[str, Any]:
+    """The wells ``plate`` lists; none while its metadata does not exist yet (its first well still in flight)."""
     try:
-        zb.open_plate(plate)  # type: ignore[attr-defined]
+        return zb.open_plate(plate).wells
     except StorageError:
-        return False
-    return True
+        return {}
