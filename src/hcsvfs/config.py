@@ -35,6 +35,10 @@ class ZarrConfig:
     ome_metadata: bool = True
     write_threads: int = 2
     filename_parser: str = "imagexpress"
+    #: Seconds a writer waits for another writer of the same well (or plate metadata) before LockTimeoutError.
+    lock_timeout: float = 600.0
+    #: On S3, seconds a lock may go without its holder's heartbeat before a waiter breaks it (a killed writer).
+    lease_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -56,6 +60,10 @@ class ZarrConfig:
             raise ValueError(f"pyramid_levels must be an int from 0 to 10, got {self.pyramid_levels!r}")
         if not isinstance(self.write_threads, int) or self.write_threads < 1:
             raise ValueError(f"write_threads must be a positive int, got {self.write_threads!r}")
+        for name in ("lock_timeout", "lease_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
 
     def chunk_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The chunk shape for an array of ``shape``; ValueError if an explicit tuple has the wrong rank."""

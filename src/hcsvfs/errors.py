@@ -25,6 +25,7 @@ __all__ = [
     "CorruptDataError",
     "StorageFullError",
     "MemoryBudgetError",
+    "LockTimeoutError",
 ]
 
 
@@ -89,6 +90,12 @@ class StorageFullError(_OSStorageError):
     """The device ran out of space (or a file-size limit was hit); nothing was replaced."""
 
     errno_code = _errno.ENOSPC
+
+
+class LockTimeoutError(_OSStorageError, TimeoutError):
+    """Another writer held a lock this operation needs for longer than the lock timeout; nothing was written."""
+
+    errno_code = _errno.ETIMEDOUT
 
 
 class InvalidPathError(StorageError, ValueError):

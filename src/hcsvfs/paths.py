@@ -26,12 +26,17 @@ __all__ = [
     "ancestors",
     "is_within",
     "RootedPath",
+    "RESERVED_PREFIX",
+    "is_reserved_name",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 # Multi-part extensions are matched first so "x.ome.tif" is OME-TIFF, not plain TIFF.
 _COMPOUND_EXTS = (".ome.tiff", ".ome.tif", ".ome.zarr", ".tar.gz")
+
+#: Names starting with this belong to hcsvfs itself (temp files, locks, directory markers); listings hide them.
+RESERVED_PREFIX = ".hcsvfs-"
 
 # Longest file name (in bytes) that ext4, XFS, btrfs, tmpfs, APFS and NTFS all accept.
 _NAME_MAX = 255
@@ -81,6 +86,11 @@ def normalize(path: PathLike) -> str:
         # refuse it here too, so normalize() stays idempotent.
         raise InvalidPathError(f"path {path!r} is blank; give a logical path such as 'plate/A01/x.tif'", path=path)
     return body if body else "."
+
+
+def is_reserved_name(name: str) -> bool:
+    """True for a name hcsvfs keeps for its own objects (see :data:`RESERVED_PREFIX`)."""
+    return name.startswith(RESERVED_PREFIX)
 
 
 def _is_canonical(path: str) -> bool:

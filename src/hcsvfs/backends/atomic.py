@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import PathExistsError, StorageFullError
+from ..paths import RESERVED_PREFIX
 
 __all__ = ["TEMP_PREFIX", "atomic_write", "exchange", "is_temp_name", "fsync_dir"]
 
 #: Temp files start with this, so listings can hide them and clean-up can find them.
-TEMP_PREFIX = ".hcsvfs-tmp-"
+TEMP_PREFIX = RESERVED_PREFIX + "tmp-"
 
 
 def is_temp_name(name: str) -> bool:

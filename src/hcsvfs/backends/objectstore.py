@@ -40,7 +40,7 @@ from ..errors import (
 )
 from ..formats import FormatRegistry
 from ..formats import formats as default_formats
-from .atomic import TEMP_PREFIX, atomic_write, is_temp_name
+from .atomic import TEMP_PREFIX, atomic_write
 from .base import StatResult, StorageBackend, match_file, normalize_extensions
 from .cache import ByteCache
 
@@ -51,11 +51,11 @@ __all__ = [
     "DIR_MARKER",
     "S3_DEFAULT_OPTIONS",
     "fsspec_options",
+    "fs_protocols",
 ]
 
 #: Hidden object that makes a directory exist on a store without directories.
 DIR_MARKER = ".hcsvfs-dir"
-_RESERVED_PREFIX = ".hcsvfs-"
 _SNIFF_BYTES = 16
 
 #: s3fs defaults: bounded timeouts and retries (a dead endpoint fails in seconds, not minutes),
@@ -78,10 +78,6 @@ class ObjectStoreError(StorageError, OSError):
 
 class ObjectStorePermissionError(StorageError, PermissionError):
     """The object store refused the credentials or the request (HTTP 403, bad keys)."""
-
-
-def _is_reserved(name: str) -> bool:
-    return name.startswith(_RESERVED_PREFIX) or is_temp_name(name)
 
 
 class ObjectStoreBackend(StorageBackend):
@@ -122,7 +118,7 @@ class ObjectStoreBackend(StorageBackend):
         if self._is_s3:
             self.fs.retries = _S3_RETRIES  # not a constructor option of s3fs; instances with equal options share it
         self._root = root.rstrip("/") if root not in ("/", "") else root
-        self._is_local = "file" in _protocols(self.fs)
+        self._is_local = "file" in fs_protocols(self.fs)
         if self._is_s3 and not self._root.strip("/"):
             raise InvalidPathError(f"{self.url!r} names no bucket; mount a URL such as 's3://bucket/prefix'", path=self.url)
         self.cache = cache
@@ -164,9 +160,9 @@ class ObjectStoreBackend(StorageBackend):
                 path=repr(p),
                 backend=self.name,
             )
-        if p != "." and any(_is_reserved(part) for part in p.split("/")):
+        if p != "." and any(P.is_reserved_name(part) for part in p.split("/")):
             raise InvalidPathError(
-                f"path {p!r} uses a name reserved for hcsvfs's own objects ({_RESERVED_PREFIX}*); rename it",
+                f"path {p!r} uses a name reserved for hcsvfs's own objects ({P.RESERVED_PREFIX}*); rename it",
                 path=p,
                 backend=self.name,
             )
@@ -377,7 +373,7 @@ class ObjectStoreBackend(StorageBackend):
         self._require_dir(p)
         with self._io("list", p):
             names = {P.basename(e.rstrip("/")) for e in self._ls(self._key(p), detail=False)}
-        return sorted(n for n in names if not _is_reserved(n))
+        return sorted(n for n in names if not P.is_reserved_name(n))
 
     def list_files(
         self,
@@ -399,7 +395,7 @@ class ObjectStoreBackend(StorageBackend):
         for full in found:
             rel = full[len(key) :].strip("/") if key else full.strip("/")
             parts = rel.split("/")
-            if not rel or any(_is_reserved(part) for part in parts):
+            if not rel or any(P.is_reserved_name(part) for part in parts):
                 continue
             if match_file(parts[-1], pattern, exts):
                 out.append(P.join(base, rel))
@@ -551,7 +547,8 @@ def _key_safe(p: str) -> bool:
     return True
 
 
-def _protocols(fs: Any) -> tuple[str, ...]:
+def fs_protocols(fs: Any) -> tuple[str, ...]:
+    """The protocol names of an fsspec file system (``("s3", "s3a")``, ``("file", "local")``...)."""
     proto = fs.protocol
     return (proto,) if isinstance(proto, str) else tuple(proto)
 

@@ -303,8 +303,6 @@ class Pipeline:
                 report.completed.append(outcome)
             else:
                 report.failures[well] = outcome
-        if report.completed:
-            _finish_plate(fm, storage.output_backend, output_path)
         for well in chosen:
             if well not in report.failures:
                 marker = fm.load(P.join(state, f"{well}.json"), storage.state_backend)
@@ -315,10 +313,3 @@ class Pipeline:
     def __repr__(self) -> str:
         return f"Pipeline({self.steps!r})"
 
-
-def _finish_plate(fm: FileManager, backend: str, output_path: str) -> None:
-    """After several processes wrote wells, let the zarr backend rebuild the plate's well list."""
-    store = fm.get_backend(backend)
-    rebuild = getattr(store, "rebuild_plate_metadata", None)
-    if rebuild is not None and output_path.rstrip("/").endswith(".zarr"):
-        rebuild(output_path)

@@ -105,7 +105,7 @@ class ZarrStorageBackend(StorageBackend):
         self._check_target(p, overwrite)
         if target is not None:
             self.plates.check([(target, arr)], overwrite)
-            self.plates.save([(target, arr)], labels=labels)
+            self.plates.save([(target, arr)], overwrite=overwrite, labels=labels)
             return
         names = default_axes(arr.ndim, axes)
         self.config.chunk_shape(arr.shape)  # a chunk-rank mismatch fails here, before anything is written
@@ -242,7 +242,7 @@ class ZarrStorageBackend(StorageBackend):
         self.plates.check(planes, overwrite)
         labels = bool(options.get("labels", False))
         if planes:
-            self.plates.save(planes, labels=labels)
+            self.plates.save(planes, overwrite=overwrite, labels=labels)
         if len(plain) > 1 and self.config.write_threads > 1:
             with ThreadPoolExecutor(self.config.write_threads, thread_name_prefix="hcsvfs-zarr") as pool:
                 list(pool.map(lambda item: self._write_image(item[0], item[1], axes[item[0]], labels, overwrite), plain))

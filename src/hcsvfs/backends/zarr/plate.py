@@ -4,13 +4,17 @@ A plane saved as ``plate.zarr/A01_s2_w3_z004_t001.tif`` lands at t=0, c=2,
 z=3 of field 1 of well A/1; the well's ``attributes.hcsvfs.index`` maps the
 name back. Order of writes: pixels, field metadata, well metadata and index,
 plate metadata; a reader never sees a name or a well whose data is incomplete.
+
+Writers of one well take turns under the well's lock, and the plate metadata
+(every well's entry) is merged under the plate's lock; the locks reach as far
+as the store does (threads, processes, machines on S3: see ``store.lock``).
 """
 
 from __future__ import annotations
 
-import threading
+import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,8 +116,6 @@ class PlateLayout:
     def __init__(self, locator: StoreLocator, config: ZarrConfig) -> None:
         self.locator = locator
         self.config = config
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
 
     # ------------------------------------------------------------------ routing
     def target(self, logical: str, parent_meta: dict[str, Any] | None) -> PlaneTarget | None:
@@ -136,10 +138,6 @@ class PlateLayout:
     def _parser(self, plate_meta: dict[str, Any] | None) -> str:
         own = ((plate_meta or {}).get("attributes") or {}).get("hcsvfs") or {}
         return own.get("parser", self.config.filename_parser)
-
-    def _lock(self, plate: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(plate, threading.Lock())
 
     # ------------------------------------------------------------------ reading
     def _well_meta(self, well: str) -> dict[str, Any]:
@@ -185,26 +183,29 @@ class PlateLayout:
     # ------------------------------------------------------------------ writing
     def check(self, items: Sequence[tuple[PlaneTarget, np.ndarray]], overwrite: bool) -> None:
         """Refuse, before anything is written, planes that exist (without overwrite) or do not fit their field."""
-        by_field: dict[str, list[tuple[PlaneTarget, np.ndarray]]] = defaultdict(list)
-        indices: dict[str, dict[str, Any]] = {}
-        for t, data in items:
-            by_field[t.field].append((t, data))
-            if t.well not in indices:
-                indices[t.well] = _index(self._well_meta(t.well))
-            if not overwrite and t.filename in indices[t.well]:
-                raise PathExistsError(
-                    f"{P.join(t.plate, t.filename)!r} already exists on the zarr backend; pass overwrite=True to replace it",
-                    path=P.join(t.plate, t.filename),
-                    backend="zarr",
-                )
-        for field_path, planes in by_field.items():
-            first_t, first = planes[0]
+        for planes in _by_well(items).values():
+            self._check_well(planes, overwrite)
+
+    def _check_well(self, planes: Planes, overwrite: bool) -> None:
+        """Check one well's planes against what is committed now (again under the well's lock, see :meth:`save`)."""
+        index = _index(self._well_meta(planes[0][0].well))
+        if not overwrite:
+            for t, _ in planes:
+                if t.filename in index:
+                    where = P.join(t.plate, t.filename)
+                    raise PathExistsError(
+                        f"{where!r} already exists on the zarr backend; pass overwrite=True to replace it",
+                        path=where,
+                        backend="zarr",
+                    )
+        for field_path, field_planes in _by_field(planes).items():
+            first_t, first = field_planes[0]
             key = self.locator.key(field_path)
             # Only a committed field constrains new planes; an uncommitted one is rewritten (see _write_field).
             committed = node_kind(self.locator.read_meta(key)) == "image"
             existing = self.locator.read_meta(f"{key}/0") if committed else None
             shape, dtype = (tuple(existing["shape"][-2:]), existing["data_type"]) if existing else (first.shape, str(first.dtype))
-            for t, data in planes:
+            for t, data in field_planes:
                 where = P.join(t.plate, t.filename)
                 if data.ndim != 2:
                     raise PlaneMismatchError(
@@ -221,46 +222,80 @@ class PlateLayout:
                         backend="zarr",
                     )
 
-    def save(self, items: Sequence[tuple[PlaneTarget, np.ndarray]], *, labels: bool = False) -> None:
-        """Write checked planes: each field once (new fields) in a thread pool; commit each well when its fields are done."""
-        by_field: dict[str, list[tuple[PlaneTarget, np.ndarray]]] = defaultdict(list)
-        for t, data in items:
-            by_field[t.field].append((t, data))
-        for plate in {t.plate for t, _ in items}:
+    def save(self, items: Sequence[tuple[PlaneTarget, np.ndarray]], *, overwrite: bool, labels: bool = False) -> None:
+        """Write checked planes well by well, each well under its lock: its fields in a thread pool, then its commit.
+
+        The lock makes every writer of a well, in this process or another, wait for the
+        one before it, which has either committed or left debris that the next one
+        clears. Wells are locked in sorted order, so writers never deadlock; the checks
+        run again under each lock, so a racing writer is seen (with an error) rather
+        than overwritten.
+        """
+        wells = _by_well(items)
+        for plate in sorted({t.plate for t, _ in items}):
             self._make_plate(plate)
-        fields_left: dict[str, int] = defaultdict(int)
-        for planes in by_field.values():
-            fields_left[planes[0][0].well] += 1
+        held: dict[str, tuple[contextlib.AbstractContextManager[Any], Any]] = {}
+        fields_left: dict[str, int] = {}
         done: dict[str, list[PlaneTarget]] = defaultdict(list)
 
-        def finish(planes: list[tuple[PlaneTarget, np.ndarray]]) -> None:
+        def start(planes: Planes) -> list[Planes]:
+            """Lock the well, check it again, and return its fields to write."""
+            well = planes[0][0].well
+            lock = self._well_lock(planes[0][0])
+            held[well] = (lock, lock.__enter__())
+            self._check_well(planes, overwrite)  # what another writer committed while we waited
+            fields = list(_by_field(planes).values())
+            fields_left[well] = len(fields)
+            return fields
+
+        def finish(planes: Planes) -> None:
             well = planes[0][0].well
             done[well].extend(t for t, _ in planes)
             fields_left[well] -= 1
             if fields_left[well] == 0:
-                self._commit_well(done.pop(well))
+                lock, verify = held.pop(well)
+                try:
+                    verify()  # a broken lease: another writer may have taken the well meanwhile
+                    self._commit_well(done.pop(well))
+                finally:
+                    lock.__exit__(None, None, None)
 
+        try:
+            self._write_wells(list(wells.values()), start, finish, labels)
+        finally:
+            for lock, _ in held.values():
+                lock.__exit__(None, None, None)
+
+    def _write_wells(
+        self, wells: list[Planes], start: Callable[[Planes], list[Planes]], finish: Callable[[Planes], None], labels: bool
+    ) -> None:
         workers = self.config.write_threads
-        if workers == 1 or len(by_field) == 1:
-            for planes in by_field.values():
-                self._write_field(planes, labels)
-                finish(planes)
+        if workers == 1 or sum(len(_by_field(w)) for w in wells) == 1:
+            for planes in wells:
+                for field_planes in start(planes):
+                    self._write_field(field_planes, labels)
+                    finish(field_planes)
             return
         # A sliding window of 2 tasks per thread keeps at most that many field buffers alive.
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hcsvfs-zarr") as pool:
-            pending: dict[Future[None], list[tuple[PlaneTarget, np.ndarray]]] = {}
-            queue = list(by_field.values())
-            while queue or pending:
-                while queue and len(pending) < 2 * workers:
-                    planes = queue.pop(0)
-                    pending[pool.submit(self._write_field, planes, labels)] = planes
+            pending: dict[Future[None], Planes] = {}
+            fields: list[Planes] = []
+            well_queue = list(wells)
+            while well_queue or fields or pending:
+                while len(pending) < 2 * workers and (fields or well_queue):
+                    if not fields:
+                        fields = start(well_queue.pop(0))
+                        continue
+                    field_planes = fields.pop(0)
+                    pending[pool.submit(self._write_field, field_planes, labels)] = field_planes
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    planes = pending.pop(fut)
+                    field_planes = pending.pop(fut)
                     fut.result()
-                    finish(planes)
+                    finish(field_planes)
 
-    def _write_field(self, planes: list[tuple[PlaneTarget, np.ndarray]], labels: bool) -> None:
+    def _write_field(self, planes: Planes, labels: bool) -> None:
+        """Write one field's planes (the caller holds the well's lock)."""
         field_path = planes[0][0].field
         first = planes[0][1]
         need = tuple(max(t.index[i] for t, _ in planes) + 1 for i in range(3))
@@ -279,63 +314,74 @@ class PlateLayout:
                 buf[t.index] = data
             write_image(self.locator, field_path, buf, self.config, _FIELD_AXES, labels=labels, hide=False)
             return
-        with self._lock(field_path):
-            arrays = open_levels(self.locator, field_path, mode="r+")
-            old = arrays[0].shape
-            grown = tuple(max(a, b) for a, b in zip(old[:3], need))
-            if grown != tuple(old[:3]):
-                for level in arrays:
-                    level.resize((*grown, *level.shape[3:]))
-            for t, data in planes:
-                write_levels(arrays, data, t.index, labels=labels)
+        arrays = open_levels(self.locator, field_path, mode="r+")
+        old = arrays[0].shape
+        grown = tuple(max(a, b) for a, b in zip(old[:3], need))
+        if grown != tuple(old[:3]):
+            for level in arrays:
+                level.resize((*grown, *level.shape[3:]))
+        for t, data in planes:
+            write_levels(arrays, data, t.index, labels=labels)
 
     def _make_plate(self, plate: str) -> None:
         """Mark ``plate`` (an existing, empty plain folder, or a plate) as a plate."""
         key = self.locator.key(plate)
-        meta = self.locator.read_meta(key)
-        if node_kind(meta) == "plate":
+        if node_kind(self.locator.read_meta(key)) == "plate":
             return
-        others = [n for n in self.locator.children(key) if n != "zarr.json"]
-        if others:
-            raise InvalidPathError(
-                f"{plate!r} already holds other entries ({', '.join(sorted(others)[:5])}); a plate needs a folder of "
-                "its own. Save the planes under a new *.zarr folder",
-                path=plate,
-                backend="zarr",
-            )
-        attrs = {"hcsvfs": {"kind": "plate", "parser": self.config.filename_parser}}
-        self.locator.write_meta(key, {"zarr_format": 3, "node_type": "group", "attributes": attrs})
+        with self._plate_lock(plate) as verify:
+            if node_kind(self.locator.read_meta(key)) == "plate":
+                return  # another writer made it while we waited
+            others = [n for n in self.locator.children(key) if n != "zarr.json"]
+            if others:
+                raise InvalidPathError(
+                    f"{plate!r} already holds other entries ({', '.join(sorted(others)[:5])}); a plate needs a folder of "
+                    "its own. Save the planes under a new *.zarr folder",
+                    path=plate,
+                    backend="zarr",
+                )
+            verify()
+            attrs = {"hcsvfs": {"kind": "plate", "parser": self.config.filename_parser}}
+            self.locator.write_meta(key, {"zarr_format": 3, "node_type": "group", "attributes": attrs})
 
     def _commit_well(self, targets: list[PlaneTarget]) -> None:
-        """Add the names of a completed well to its index, then list the well in the plate (metadata last)."""
+        """Add the names of a completed well to its index, then list the well in the plate (metadata last).
+
+        The caller holds the well's lock; the plate's metadata is shared by every well, so it is
+        read, merged and written under the plate's lock.
+        """
         first = targets[0]
-        with self._lock(first.plate):
-            loc = self.locator
-            row_key = loc.key(f"{first.plate}/{first.row}")
-            if node_kind(loc.read_meta(row_key)) != "internal":
-                loc.write_meta(row_key, {"zarr_format": 3, "node_type": "group", "attributes": _INTERNAL})
-            wkey = loc.key(first.well)
-            wmeta = loc.read_meta(wkey) or {}
-            attrs = wmeta.get("attributes") or {}
-            index = dict(_index(wmeta))
-            fields = {i["path"] for i in ((attrs.get("ome") or {}).get("well") or {}).get("images", [])}
-            for t in targets:
-                index[t.filename] = [t.field_path, *t.index]
-                fields.add(t.field_path)
-            ordered = sorted(fields, key=int)
-            loc.write_meta(
-                wkey,
-                {"zarr_format": 3, "node_type": "group", "attributes": {"ome": well_attrs(ordered), "hcsvfs": {"kind": "well", "index": index}}},
-            )
+        loc = self.locator
+        row_key = loc.key(f"{first.plate}/{first.row}")
+        if node_kind(loc.read_meta(row_key)) != "internal":
+            loc.write_meta(row_key, {"zarr_format": 3, "node_type": "group", "attributes": _INTERNAL})
+        wkey = loc.key(first.well)
+        wmeta = loc.read_meta(wkey) or {}
+        attrs = wmeta.get("attributes") or {}
+        index = dict(_index(wmeta))
+        fields = {i["path"] for i in ((attrs.get("ome") or {}).get("well") or {}).get("images", [])}
+        for t in targets:
+            index[t.filename] = [t.field_path, *t.index]
+            fields.add(t.field_path)
+        ordered = sorted(fields, key=int)
+        loc.write_meta(
+            wkey,
+            {"zarr_format": 3, "node_type": "group", "attributes": {"ome": well_attrs(ordered), "hcsvfs": {"kind": "well", "index": index}}},
+        )
+        with self._plate_lock(first.plate) as verify:
+            verify()
             self._update_plate(first.plate, {(first.name.row, first.name.column): len(ordered)})
 
     def _update_plate(self, plate: str, wells: dict[tuple[int, int], int], *, replace: bool = False) -> None:
+        """Merge ``wells`` ((row, column) -> field count) into the plate's metadata; the caller holds the plate lock."""
         key = self.locator.key(plate)
         meta = self.locator.read_meta(key) or {}
         attrs = meta.get("attributes") or {}
         own = attrs.get("hcsvfs") or {"kind": "plate", "parser": self.config.filename_parser}
-        counts: dict[tuple[int, int], int] = {} if replace else dict(_well_counts(attrs))
+        before = _well_counts(attrs)
+        counts: dict[tuple[int, int], int] = {} if replace else dict(before)
         counts.update(wells)
+        if meta and counts == before:
+            return  # the well is listed already, with as many fields: nothing to write
         if counts:
             rows = [row_name(i) for i in range(max(r for r, _ in counts) + 1)]
             columns = [str(i + 1) for i in range(max(c for _, c in counts) + 1)]
@@ -347,28 +393,31 @@ class PlateLayout:
         self.locator.write_meta(key, {"zarr_format": 3, "node_type": "group", "attributes": attrs})
 
     def remove(self, plate: str, filename: str, plate_meta: dict[str, Any] | None) -> None:
-        """Forget one saved name; a well with no names left is deleted and dropped from the plate."""
+        """Forget one saved name; a well with no names left is dropped from the plate, then deleted."""
         t = PlaneTarget(plate, filename, parse_filename(filename, self._parser(plate_meta)))  # type: ignore[arg-type]
-        with self._lock(plate):
+        with self._well_lock(t) as verify:
             wkey = self.locator.key(t.well)
             wmeta = self.locator.read_meta(wkey) or {}
             index = dict(_index(wmeta))
             index.pop(filename, None)
+            verify()
             if index:
                 wmeta["attributes"]["hcsvfs"]["index"] = index
                 self.locator.write_meta(wkey, wmeta)
                 return
-            counts = _well_counts((self.locator.read_meta(self.locator.key(plate)) or {}).get("attributes") or {})
-            counts.pop((t.name.row, t.name.column), None)
-            self._update_plate(plate, counts, replace=True)  # unlist first, then delete: never a listed, missing well
+            with self._plate_lock(plate):
+                counts = _well_counts((self.locator.read_meta(self.locator.key(plate)) or {}).get("attributes") or {})
+                counts.pop((t.name.row, t.name.column), None)
+                self._update_plate(plate, counts, replace=True)  # unlist first, then delete: never a listed, missing well
+            # Safe under the well's lock: no other writer of this well is between its write and its commit.
             self.locator.delete_tree(wkey)
 
     def rebuild(self, plate: str) -> list[str]:
-        """Re-list every complete well of ``plate`` from the wells themselves (after several processes wrote it)."""
+        """Re-list every complete well of ``plate`` from the wells themselves (a repair tool: writers keep it listed)."""
         key = self.locator.key(plate)
         counts: dict[tuple[int, int], int] = {}
         found: list[str] = []
-        with self._lock(plate):
+        with self._plate_lock(plate):
             for row in self.locator.children(key):
                 if row == "zarr.json" or not row.isalpha():
                     continue
@@ -382,6 +431,34 @@ class PlateLayout:
                         found.append(f"{row}{int(col):02d}")
             self._update_plate(plate, counts, replace=True)
         return sorted(found)
+
+    # ------------------------------------------------------------------ locks
+    def _well_lock(self, t: PlaneTarget) -> contextlib.AbstractContextManager[Callable[[], None]]:
+        return self._lock(t.plate, f"well-{t.row}-{t.column}")
+
+    def _plate_lock(self, plate: str) -> contextlib.AbstractContextManager[Callable[[], None]]:
+        return self._lock(plate, "plate")
+
+    def _lock(self, plate: str, name: str) -> contextlib.AbstractContextManager[Callable[[], None]]:
+        return self.locator.lock(plate, name, timeout=self.config.lock_timeout, lease_ttl=self.config.lease_seconds)
+
+
+Planes = list[tuple[PlaneTarget, np.ndarray]]
+
+
+def _by_well(items: Sequence[tuple[PlaneTarget, np.ndarray]]) -> dict[str, Planes]:
+    """Planes grouped by well, wells in sorted order (the order every writer takes their locks in)."""
+    out: dict[str, Planes] = defaultdict(list)
+    for t, data in items:
+        out[t.well].append((t, data))
+    return {well: out[well] for well in sorted(out)}
+
+
+def _by_field(items: Planes) -> dict[str, Planes]:
+    out: dict[str, Planes] = defaultdict(list)
+    for t, data in items:
+        out[t.field].append((t, data))
+    return dict(out)
 
 
 def _index(meta: dict[str, Any] | None) -> dict[str, list[Any]]:

@@ -14,7 +14,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,16 @@ from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore, StorePath
 
 from ... import paths as P
-from ...errors import InvalidPathError, PathNotFoundError
-from ..atomic import TEMP_PREFIX, atomic_write, exchange, is_temp_name
+from ...errors import CorruptDataError, InvalidPathError, PathNotFoundError
+from ..atomic import TEMP_PREFIX, atomic_write, exchange
+from ..locks import KeyedLocks, S3Lease, file_lock
+from ..objectstore import fs_protocols
 
-__all__ = ["StoreLocator"]
+__all__ = ["StoreLocator", "LOCKS_FOLDER"]
 
 _META = "zarr.json"
+#: Hidden folder of a node holding the lock files (or lease objects) of its writers.
+LOCKS_FOLDER = P.RESERVED_PREFIX + "locks"
 
 
 class StoreLocator:
@@ -58,6 +62,7 @@ class StoreLocator:
         #: The folder of a local store, for the few metadata operations done without zarr's event loop.
         self._local: Path | None = Path(store.root) if isinstance(store, LocalStore) else None
         self._memo = threading.local()  # see memo()
+        self._threads = KeyedLocks()
 
     @property
     def local_root(self) -> Path | None:
@@ -136,9 +141,20 @@ class StoreLocator:
                 return None
             raw = buf.to_bytes()
         try:
-            return json.loads(raw)
-        except ValueError:
-            return None
+            meta = json.loads(raw)
+        except ValueError as exc:
+            raise self._corrupt(key, f"is not JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise self._corrupt(key, f"holds a JSON {type(meta).__name__}, not an object")
+        return meta
+
+    def _corrupt(self, key: str, what: str) -> CorruptDataError:
+        return CorruptDataError(
+            f"the zarr metadata {_join(key, _META)!r} {what}; the node is damaged. Restore it from a copy, "
+            "or delete the node and write it again",
+            path=key,
+            backend="zarr",
+        )
 
     def write_meta(self, key: str, meta: dict[str, Any]) -> None:
         """Replace the ``zarr.json`` at ``key`` in one store write (the commit point of a node)."""
@@ -155,13 +171,15 @@ class StoreLocator:
         sync(self.store.set(_join(key, _META), default_buffer_prototype().buffer.from_bytes(data)))
 
     def children(self, key: str) -> list[str]:
-        """Names directly below ``key`` in the store (files and prefixes alike); temp files of atomic writes hidden."""
+        """Names directly below ``key`` in the store (files and prefixes alike); hcsvfs's own (temp files, locks) hidden."""
         if self._local is not None:
             try:
-                return [n for n in os.listdir(self._local / key) if not is_temp_name(n)]
+                names = os.listdir(self._local / key)
             except (FileNotFoundError, NotADirectoryError):
                 return []
-        return sync(_collect(self.store.list_dir(key)))
+        else:
+            names = sync(_collect(self.store.list_dir(key)))
+        return [n for n in names if not P.is_reserved_name(n)]
 
     def has_children(self, key: str) -> bool:
         try:
@@ -223,11 +241,43 @@ class StoreLocator:
         os.rename(source, target)  # without RENAME_EXCHANGE readers miss the node between these two renames
         shutil.rmtree(old, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def lock(self, logical: str, name: str, *, timeout: float, lease_ttl: float) -> Iterator[Callable[[], None]]:
+        """Hold the lock ``name`` of node ``logical`` against every writer that can reach this store.
+
+        Threads of this process, then: other processes through a file lock (a local store), other
+        machines through an :class:`S3Lease` (S3). Other stores (a MemoryStore, ``memory://``) are
+        reachable from one process only. Yields a check to call before committing: it raises if a
+        lease was broken meanwhile.
+        """
+        key = _join(_join(self.key(logical), LOCKS_FOLDER), name)
+        what = f"{logical} ({name} lock)"
+        with self._threads.hold(key, timeout, what=what):
+            if self._local is not None:
+                with file_lock(self._local / key, timeout, what=what):
+                    yield _held
+                return
+            fs = getattr(self.store, "fs", None)
+            if fs is not None and "s3" in fs_protocols(fs):
+                bucket, path, _ = fs.split_path(_join(self.store.path.rstrip("/"), key))
+
+                def call(method: str, **kwargs: Any) -> dict[str, Any]:
+                    return sync(fs._call_s3(method, **kwargs))  # zarr's loop owns this async client
+
+                with S3Lease(call, bucket, path, ttl=lease_ttl, timeout=timeout, what=what) as lease:
+                    yield lease.verify
+                return
+            yield _held
+
     def temp_sibling(self, logical: str) -> str:
         """A fresh logical path next to ``logical`` that listings hide (for write-then-rename)."""
         head, _, _ = logical.rpartition("/")
         name = f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         return f"{head}/{name}" if head else name
+
+
+def _held() -> None:
+    """The commit check of a lock that cannot be lost while its holder lives (thread and file locks)."""
 
 
 def _raise_exists(key: str) -> None:
