@@ -17,6 +17,7 @@ import hcsvfs.formats
 from hcsvfs import DiskStorageBackend
 from hcsvfs.errors import UnsafeLoadError, UnsupportedTypeError
 from hcsvfs.formats import Format, FormatRegistry, default_formats
+from hcsvfs.formats.base import SNIFF_BYTES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -77,8 +78,15 @@ def test_extension_wins_over_type(reg: FormatRegistry) -> None:
     assert "'d.npy'" in message and "builtins.dict" in message and "json (.json)" in message
 
 
-def test_unknown_extension_falls_back_to_type(reg: FormatRegistry) -> None:
-    assert reg.for_save(np.zeros(2), "x.weird").name == "npy"
+def test_an_unknown_extension_takes_bytes_only(reg: FormatRegistry) -> None:
+    """Never one format under another's name: NPY bytes under .weird (or .h5) would lie about the file."""
+    with pytest.raises(UnsupportedTypeError) as info:
+        reg.for_save(np.zeros(2), "x.weird")
+    assert "'.weird'" in str(info.value) and ".npy" in str(info.value) and isinstance(info.value, TypeError)
+    assert reg.for_save(b"PK\x03\x04...", "rois.roi.zip").name == "bytes"
+    assert reg.for_load("rois.roi.zip", b"PK\x03\x04\x14\x00").name == "bytes"  # not sniffed as torch
+    with pytest.raises(UnsupportedTypeError, match="zarr backend"):
+        reg.for_save(np.zeros((2, 2)), "x.zarr")
 
 
 @pytest.mark.parametrize(
@@ -95,13 +103,13 @@ def test_sniffing_finds_the_format_of_extensionless_files(reg: FormatRegistry, o
     fmt = reg.for_save(obj, "noext")
     buf = io.BytesIO()
     fmt.dump(obj, buf)
-    assert reg.for_load("noext", buf.getvalue()[:16]).name == name
+    assert reg.for_load("noext", buf.getvalue()[:SNIFF_BYTES]).name == name
 
 
 def test_sniffing_recognises_tiff(reg: FormatRegistry) -> None:
     buf = io.BytesIO()
     reg.get("tiff").dump(np.zeros((4, 4), np.uint8), buf)
-    assert reg.for_load("noext", buf.getvalue()[:16]).name == "tiff"
+    assert reg.for_load("noext", buf.getvalue()[:SNIFF_BYTES]).name == "tiff"
 
 
 def test_text_sniff_accepts_a_character_cut_by_the_head(reg: FormatRegistry) -> None:
@@ -154,7 +162,7 @@ def readme_format_example() -> str:
     return block.group(1)
 
 
-def test_readme_png_format_example_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_format_example_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fresh = default_formats()  # the example registers into the global registry: give it a private one
     monkeypatch.setattr(hcsvfs.formats, "formats", fresh)
     monkeypatch.setattr(hcsvfs.backends.disk, "default_formats", fresh)
@@ -162,11 +170,11 @@ def test_readme_png_format_example_works(tmp_path: Path, monkeypatch: pytest.Mon
     backend = DiskStorageBackend(tmp_path)
     gray = (np.arange(64 * 48) % 256).astype(np.uint8).reshape(48, 64)
     rgb = np.stack([gray, gray[::-1], 255 - gray], axis=-1)
-    backend.save(gray, "gray.png")
-    backend.save(rgb, "rgb.PNG")
-    assert (tmp_path / "gray.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert np.array_equal(backend.load("gray.png"), gray)
-    assert np.array_equal(backend.load("rgb.PNG"), rgb)
-    assert backend.list_files(".", extensions="png") == ["gray.png", "rgb.PNG"]
-    with pytest.raises(UnsupportedTypeError, match="png"):
-        backend.save(np.zeros(5, np.uint8), "line.png")  # the format's accepts() is honoured
+    backend.save(gray, "gray.pgm")
+    backend.save(rgb, "rgb.PPM")
+    assert (tmp_path / "gray.pgm").read_bytes()[:2] == b"P5"
+    assert np.array_equal(backend.load("gray.pgm"), gray)
+    assert np.array_equal(backend.load("rgb.PPM"), rgb)
+    assert backend.list_files(".", extensions=["pgm", "ppm"]) == ["gray.pgm", "rgb.PPM"]
+    with pytest.raises(UnsupportedTypeError, match="netpbm"):
+        backend.save(np.zeros(5, np.uint8), "line.pgm")  # the format's accepts() is honoured

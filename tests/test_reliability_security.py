@@ -183,8 +183,8 @@ def test_object_store_credentials_never_reach_logs_reprs_or_errors(caplog: pytes
             lambda: fm.save(payload(2), "plate/A01/x.npy", "s3"),
             lambda: b.load("../escape.npy"),
             lambda: ObjectStoreBackend(
-                url, key=KEY_ID, secret=SECRET, endpoint_url=f"http://127.0.0.1:{free_port()}", connect_timeout=1,
-                read_timeout=1,
+                url, key=KEY_ID, secret=SECRET, endpoint_url=f"http://127.0.0.1:{free_port()}",
+                config_kwargs={"connect_timeout": 1, "read_timeout": 1},
             ).load("x.npy"),
         ]
         for call in failures:

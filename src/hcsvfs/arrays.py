@@ -14,7 +14,18 @@ import numpy as np
 
 from .errors import UnsupportedTypeError
 
-__all__ = ["MemoryType", "MEMORY_TYPES", "memory_type", "is_array", "to_numpy", "convert", "nbytes", "is_on_device"]
+__all__ = [
+    "MemoryType",
+    "MEMORY_TYPES",
+    "memory_type",
+    "is_array",
+    "is_lazy_array",
+    "to_numpy",
+    "array_spec",
+    "convert",
+    "nbytes",
+    "is_on_device",
+]
 
 MemoryType = Literal["numpy", "torch", "cupy", "jax"]
 MEMORY_TYPES: tuple[str, ...] = ("numpy", "torch", "cupy", "jax")
@@ -36,9 +47,20 @@ def memory_type(obj: Any) -> MemoryType | None:
     return None
 
 
+def is_lazy_array(obj: Any) -> bool:
+    """True for an array-like that reads its data when asked (the zarr backend's ZarrArrayView, a zarr or dask
+    array): it has ``shape``, ``dtype`` and ``__array__``. NumPy scalars and pandas objects are not arrays here."""
+    if memory_type(obj) is not None or isinstance(obj, np.generic):
+        return False
+    cls = type(obj)
+    if cls.__module__.split(".", 1)[0] == "pandas":
+        return False  # a Series has the protocol, but saving it as an array would drop its index
+    return hasattr(cls, "__array__") and hasattr(obj, "shape") and hasattr(obj, "dtype")
+
+
 def is_array(obj: Any) -> bool:
-    """True for an array of any supported library."""
-    return memory_type(obj) is not None
+    """True for an array of any supported library, or a lazy array-like (see :func:`is_lazy_array`)."""
+    return memory_type(obj) is not None or is_lazy_array(obj)
 
 
 def is_on_device(obj: Any) -> bool:
@@ -54,7 +76,8 @@ def is_on_device(obj: Any) -> bool:
 
 
 def nbytes(obj: Any) -> int:
-    """Size of an array's data in bytes (0 for non-arrays whose size is unknown)."""
+    """Bytes of data an object holds in memory: an array's data, text, bytes; 0 for a lazy array (it holds none
+    until read) and for other objects whose size is unknown."""
     kind = memory_type(obj)
     if kind == "torch":
         return int(obj.element_size() * obj.nelement())
@@ -65,6 +88,16 @@ def nbytes(obj: Any) -> int:
     if isinstance(obj, str):
         return len(obj.encode("utf-8", "surrogatepass"))
     return 0
+
+
+def array_spec(obj: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and NumPy dtype of any array :func:`to_numpy` takes, without reading or copying its data."""
+    if isinstance(obj, np.ndarray) or is_lazy_array(obj):
+        return tuple(obj.shape), np.dtype(obj.dtype)
+    if memory_type(obj) is None:
+        to_numpy(obj)  # raises the usual "not an array" error
+    # An empty slice converts in no time and gives the dtype to_numpy gives (bfloat16 widened, and so on).
+    return tuple(obj.shape), to_numpy(obj.reshape(-1)[:0]).dtype
 
 
 def to_numpy(obj: Any) -> np.ndarray:
@@ -84,8 +117,8 @@ def to_numpy(obj: Any) -> np.ndarray:
         return t.numpy()
     if kind == "cupy":
         return obj.get()
-    if kind == "jax":
-        return np.asarray(obj)
+    if kind == "jax" or is_lazy_array(obj):
+        return np.asarray(obj)  # a lazy array reads its data here
     raise UnsupportedTypeError(
         f"cannot convert {type(obj).__module__}.{type(obj).__name__} to a NumPy array; "
         f"supported memory types are {', '.join(MEMORY_TYPES)}"

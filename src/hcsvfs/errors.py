@@ -26,6 +26,7 @@ __all__ = [
     "StorageFullError",
     "MemoryBudgetError",
     "LockTimeoutError",
+    "UnknownOptionError",
 ]
 
 
@@ -104,6 +105,10 @@ class InvalidPathError(StorageError, ValueError):
 
 class UnsupportedTypeError(StorageError, TypeError):
     """No format or backend can store this kind of object."""
+
+
+class UnknownOptionError(StorageError, TypeError):
+    """A keyword option that the backend or format does not take (a typo, or meant for another one)."""
 
 
 class UnsafeLoadError(StorageError, PermissionError):

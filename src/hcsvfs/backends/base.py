@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from .. import paths as P
+from ..options import check_options
 from ..errors import (
     DirectoryNotEmptyError,
     InvalidPathError,
@@ -110,6 +111,21 @@ class StorageBackend(ABC):
     @abstractmethod
     def _delete_empty_dir(self, path: str) -> None:
         """Remove one directory known to exist and be empty."""
+
+    # ------------------------------------------------------------------ options
+    def save_options(self, data: Any, path: str) -> frozenset[str]:
+        """The keyword options ``save`` takes for ``data`` at ``path`` besides ``overwrite``; any other is refused."""
+        return frozenset()
+
+    def load_options(self, path: str) -> frozenset[str]:
+        """The keyword options ``load`` takes for ``path``; any other is refused."""
+        return frozenset()
+
+    def _check_options(self, operation: str, options: dict[str, Any], valid: Iterable[str], path: str) -> None:
+        """Refuse options ``operation`` does not take (``overwrite`` is listed for saves: it is a keyword of every save)."""
+        if options:
+            listed = {*valid, "overwrite"} if operation.startswith("save") else valid
+            check_options(options, listed, what=f"{operation} on the {self.name} backend", path=path, backend=self.name)
 
     # ------------------------------------------------------------------ queries
     def exists(self, path: P.PathLike) -> bool:

@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths as P
-from ..errors import CorruptDataError, PathExistsError, PathNotADirectoryError, StorageError
+from ..errors import PathExistsError, PathNotADirectoryError, StorageError
 from ..formats import FormatRegistry
 from ..formats import formats as default_formats
+from ..formats.base import SNIFF_BYTES, read_object, write_object
 from .atomic import atomic_write, is_temp_name
 from .base import StatResult, StorageBackend, match_file, normalize_extensions
 
 __all__ = ["DiskStorageBackend"]
-
-_SNIFF_BYTES = 16
 
 
 class DiskStorageBackend(StorageBackend):
@@ -53,6 +52,13 @@ class DiskStorageBackend(StorageBackend):
     def _phys(self, path: str) -> Path:
         return self.paths.physical(path)
 
+    # ------------------------------------------------------------------ options
+    def save_options(self, data: Any, path: str) -> frozenset[str]:
+        return self.formats.save_options(data, path)
+
+    def load_options(self, path: str) -> frozenset[str]:
+        return self.formats.load_options(path)
+
     # ------------------------------------------------------------------ primitives
     def save(
         self,
@@ -66,14 +72,22 @@ class DiskStorageBackend(StorageBackend):
         p = P.normalize(path)
         target = self._phys(p)
         fmt = self.formats.for_save(data, p, allow_pickle=allow_pickle)
+        self._check_options("save", options, fmt.options("save") | {"allow_pickle"}, p)
         self._check_target(p, overwrite)
         if target.is_symlink():
             # Replacing a link (even one inside the root) would write through it on some paths; refuse.
             raise StorageError(f"{p!r} is a symbolic link; hcsvfs does not write through links", path=p, backend=self.name)
-        atomic_write(target, lambda fh: fmt.dump(data, fh, **options), overwrite=overwrite, fsync=self.fsync, logical=p)
+        atomic_write(
+            target,
+            lambda fh: write_object(fmt, data, fh, options, path=p, backend=self.name),
+            overwrite=overwrite,
+            fsync=self.fsync,
+            logical=p,
+        )
 
     def load(self, path: P.PathLike, *, allow_pickle: bool = False, **options: Any) -> Any:
         p = P.normalize(path)
+        self._check_options("load", options, self.formats.load_options(p), p)
         target = self._phys(p)
         try:
             fh = open(target, "rb")
@@ -86,25 +100,10 @@ class DiskStorageBackend(StorageBackend):
         with fh:
             if target.is_dir():
                 raise self._is_a_directory(p)
-            head = fh.read(_SNIFF_BYTES)
+            head = fh.read(SNIFF_BYTES)
             fh.seek(0)
             fmt = self.formats.for_load(p, head, allow_pickle=allow_pickle)
-            try:
-                return fmt.load(fh, **options)
-            except StorageError as exc:
-                if exc.path is None:  # formats do not know the path: say which file it was
-                    raise type(exc)(f"{p!r}: {exc.message}", path=p, backend=self.name) from exc
-                raise
-            except Exception as exc:
-                if isinstance(exc, TypeError) and options:
-                    raise  # most likely an option this format does not take: the caller's error
-                # Parsers fail on damaged bytes in many ways (TypeError included); all mean "corrupt".
-                raise CorruptDataError(
-                    f"{p!r} could not be read as {fmt.name}: {type(exc).__name__}: {exc}. The file may be "
-                    "truncated or corrupt; restore it or save it again",
-                    path=p,
-                    backend=self.name,
-                ) from exc
+            return read_object(fmt, fh, options, path=p, backend=self.name)
 
     def stat(self, path: P.PathLike) -> StatResult:
         p = P.normalize(path)

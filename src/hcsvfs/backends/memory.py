@@ -55,6 +55,8 @@ class MemoryStorageBackend(StorageBackend):
     # ------------------------------------------------------------------ primitives
     def save(self, data: Any, path: P.PathLike, *, overwrite: bool = False, **options: Any) -> None:
         p = P.normalize(path)
+        if options:
+            self._check_options("save", options, (), p)
         with self._lock:
             if not self._can_put(p, overwrite):
                 self._check_target(p, overwrite)  # raises the precise, fail-loud error
@@ -63,12 +65,16 @@ class MemoryStorageBackend(StorageBackend):
     def save_batch(
         self, data_list: Sequence[Any], paths: Sequence[P.PathLike], *, overwrite: bool = False, **options: Any
     ) -> None:
+        if options:
+            self._check_options("save_batch", options, (), "")
         with self._lock:  # checked and inserted under one lock: all or nothing to readers
             logical = self._check_batch(data_list, paths, overwrite=overwrite)
             for data, p in zip(data_list, logical):
                 self._put(p, data)
 
     def load(self, path: P.PathLike, **options: Any) -> Any:
+        if options:
+            self._check_options("load", options, (), str(path))
         with self._lock:
             # Stored keys are canonical, so a hit on the raw string is what normalize() would find.
             obj = self._store.get(path, _ABSENT) if type(path) is str else _ABSENT
@@ -85,6 +91,8 @@ class MemoryStorageBackend(StorageBackend):
             return obj
 
     def load_batch(self, paths: Sequence[P.PathLike], **options: Any) -> list[Any]:
+        if options:
+            self._check_options("load_batch", options, (), "")
         with self._lock:
             return [self.load(p) for p in paths]
 

@@ -31,7 +31,6 @@ from typing import Any
 
 from .. import paths as P
 from ..errors import (
-    CorruptDataError,
     InvalidPathError,
     PathExistsError,
     PathNotADirectoryError,
@@ -40,6 +39,7 @@ from ..errors import (
 )
 from ..formats import FormatRegistry
 from ..formats import formats as default_formats
+from ..formats.base import SNIFF_BYTES, read_object, write_object
 from .atomic import TEMP_PREFIX, atomic_write
 from .base import StatResult, StorageBackend, match_file, normalize_extensions
 from .cache import ByteCache
@@ -56,7 +56,6 @@ __all__ = [
 
 #: Hidden object that makes a directory exist on a store without directories.
 DIR_MARKER = ".hcsvfs-dir"
-_SNIFF_BYTES = 16
 
 #: s3fs defaults: bounded timeouts and retries (a dead endpoint fails in seconds, not minutes),
 #: and no listing cache (another process or worker may have changed the bucket).
@@ -198,13 +197,23 @@ class ObjectStoreBackend(StorageBackend):
                 path=path,
                 backend=self.name,
             ) from None
-        except Exception as exc:  # botocore/aiohttp/gcsfs errors share no base class worth naming
-            raise ObjectStoreError(
-                f"{operation} {path!r} on {self.url!r} failed: {type(exc).__name__}: {exc}. Check that the "
-                "endpoint is reachable; nothing half-written is visible, so rerunning is safe",
-                path=path,
-                backend=self.name,
-            ) from exc
+        except Exception as exc:
+            if _unreachable(exc):
+                raise ObjectStoreError(
+                    f"{operation} {path!r} on {self.url!r} failed: the store could not be reached "
+                    f"({type(exc).__name__}: {exc}). Check that the endpoint is reachable; nothing half-written "
+                    "is visible, so rerunning is safe",
+                    path=path,
+                    backend=self.name,
+                ) from exc
+            if isinstance(exc, OSError):  # s3fs/gcsfs turn what the server answered into OSErrors
+                raise ObjectStoreError(
+                    f"{operation} {path!r} on {self.url!r} failed: the store answered {type(exc).__name__}: {exc}. "
+                    "Nothing half-written is visible; if the error is transient, rerunning is safe",
+                    path=path,
+                    backend=self.name,
+                ) from exc
+            raise  # not a storage failure (a wrong argument, a bug): shown as it is
 
     # ------------------------------------------------------------------ low-level store access
     def _info(self, key: str) -> dict[str, Any] | None:
@@ -276,6 +285,13 @@ class ObjectStoreBackend(StorageBackend):
         if self.cache is not None:
             self.cache.invalidate(self.url_for(p))
 
+    # ------------------------------------------------------------------ options
+    def save_options(self, data: Any, path: str) -> frozenset[str]:
+        return self.formats.save_options(data, path)
+
+    def load_options(self, path: str) -> frozenset[str]:
+        return self.formats.load_options(path)
+
     # ------------------------------------------------------------------ primitives
     def save(
         self,
@@ -288,11 +304,15 @@ class ObjectStoreBackend(StorageBackend):
     ) -> None:
         p = self._logical(path)
         fmt = self.formats.for_save(data, p, allow_pickle=allow_pickle)
+        self._check_options("save", options, fmt.options("save") | {"allow_pickle"}, p)
         with self._io("save", p):
             self._check_target(p, overwrite)
+        self._commit(p, self._encode(fmt, data, p, options), overwrite=overwrite)
+
+    def _encode(self, fmt: Any, data: Any, p: str, options: dict[str, Any]) -> bytes:
         buf = io.BytesIO()
-        fmt.dump(data, buf, **options)
-        self._commit(p, buf.getvalue(), overwrite=overwrite)
+        write_object(fmt, data, buf, options, path=p, backend=self.name)
+        return buf.getvalue()
 
     def save_batch(
         self,
@@ -306,15 +326,15 @@ class ObjectStoreBackend(StorageBackend):
         """Check every path first (one listing per folder), then write each object as save() does."""
         logical = [self._logical(p) for p in paths]
         fmts = [self.formats.for_save(d, p, allow_pickle=allow_pickle) for d, p in zip(data_list, logical)]
+        for fmt, p in zip(fmts, logical):
+            self._check_options("save_batch", options, fmt.options("save") | {"allow_pickle"}, p)
         self._batch.listings = {}
         try:
             self._check_batch(data_list, logical, overwrite=overwrite)
         finally:
             self._batch.listings = None
         for data, p, fmt in zip(data_list, logical, fmts):
-            buf = io.BytesIO()
-            fmt.dump(data, buf, **options)
-            self._commit(p, buf.getvalue(), overwrite=overwrite)  # a racing creator still loses loudly here
+            self._commit(p, self._encode(fmt, data, p, options), overwrite=overwrite)  # a racing creator still loses loudly here
 
     def _commit(self, p: str, data: bytes, *, overwrite: bool) -> None:
         self._invalidate(p)
@@ -333,20 +353,11 @@ class ObjectStoreBackend(StorageBackend):
 
     def load(self, path: P.PathLike, *, allow_pickle: bool = False, **options: Any) -> Any:
         p = self._logical(path)
+        self._check_options("load", options, self.formats.load_options(p), p)
         with self._io("load", p):
             data = self._read_bytes(p)
-        fmt = self.formats.for_load(p, data[:_SNIFF_BYTES], allow_pickle=allow_pickle)
-        try:
-            return fmt.load(io.BytesIO(data), **options)
-        except (StorageError, TypeError):
-            raise
-        except Exception as exc:
-            raise CorruptDataError(
-                f"{p!r} on {self.url!r} could not be read as {fmt.name}: {type(exc).__name__}: {exc}. "
-                "The object may be corrupt; restore it or save it again",
-                path=p,
-                backend=self.name,
-            ) from exc
+        fmt = self.formats.for_load(p, data[:SNIFF_BYTES], allow_pickle=allow_pickle)
+        return read_object(fmt, io.BytesIO(data), options, path=p, backend=self.name)
 
     def stat(self, path: P.PathLike) -> StatResult:
         p = self._logical(path)
@@ -534,6 +545,37 @@ def fsspec_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(S3_DEFAULT_OPTIONS)
     config = {**merged.pop("config_kwargs"), **options.get("config_kwargs", {})}
     return {**merged, **options, "config_kwargs": copy.deepcopy(config)}
+
+
+#: Exception classes (by name, anywhere in an error's MRO or cause chain) that mean "no answer from the store":
+#: botocore's, aiohttp's and the standard library's share no base class, and importing them would load them all.
+_UNREACHABLE = frozenset(
+    {
+        "ConnectionError",
+        "TimeoutError",
+        "gaierror",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "HTTPClientError",
+        "ClientConnectorError",
+        "ClientConnectionError",
+        "ServerTimeoutError",
+        "ServerDisconnectedError",
+    }
+)
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    """True if ``exc`` (or what caused it) says the store did not answer, rather than what it answered."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if any(cls.__name__ in _UNREACHABLE for cls in type(exc).__mro__):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _key_safe(p: str) -> bool:

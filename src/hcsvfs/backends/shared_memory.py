@@ -105,10 +105,17 @@ class SharedMemoryStorageBackend(DiskStorageBackend):
     def __reduce__(self) -> tuple[Any, ...]:
         return (SharedMemoryStorageBackend, (self.namespace,), None)
 
+    def save_options(self, data: Any, path: str) -> frozenset[str]:
+        return frozenset()  # the index records hold no format, so no format option applies
+
+    def load_options(self, path: str) -> frozenset[str]:
+        return frozenset()
+
     # ------------------------------------------------------------------ primitives
     def save(self, data: Any, path: P.PathLike, *, overwrite: bool = False, **options: Any) -> None:
         """Copy an array's bytes into a new segment and index it at ``path``."""
         p = P.normalize(path)
+        self._check_options("save", options, (), p)
         if not is_array(data):
             raise UnsupportedTypeError(
                 f"the shared_memory backend stores arrays only, not {type(data).__name__} (at {p!r}); "
@@ -145,6 +152,7 @@ class SharedMemoryStorageBackend(DiskStorageBackend):
     def load(self, path: P.PathLike, **options: Any) -> np.ndarray:
         """A read-only NumPy view of the segment (no copy)."""
         p = P.normalize(path)
+        self._check_options("load", options, (), p)
         record = self._record(p)
         while True:
             try:

@@ -6,7 +6,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..arrays import is_array, to_numpy
+from ..arrays import array_spec, is_array, to_numpy
 from .base import Format
 
 
@@ -16,7 +16,7 @@ class NpyFormat(Format):
 
     def accepts(self, obj: Any) -> bool:
         # Object arrays need pickle; NumPy refuses them with allow_pickle=False and so do we.
-        return is_array(obj) and to_numpy(obj).dtype.kind != "O"
+        return is_array(obj) and array_spec(obj)[1].kind != "O"
 
     def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
         np.save(fh, to_numpy(obj), allow_pickle=False)

@@ -1,13 +1,22 @@
-"""Text-like formats: JSON, plain text, CSV tables and raw bytes."""
+"""Text-like formats: JSON, plain text, CSV tables and raw bytes.
+
+JSON, text and CSV also take an already-serialised payload (a ``str``, or
+``bytes``) and write it verbatim: ``DataFrame.to_csv()`` saved as ``x.csv`` is
+that CSV, a JSON document saved as ``x.json`` is that document (checked, so a
+``.json`` file always parses).
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import json
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
+from ..errors import UnsupportedTypeError
 from .base import Format
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -34,16 +43,38 @@ def _jsonable(obj: Any, depth: int = 0) -> bool:
     return False
 
 
+def _raw(obj: Any, encoding: str = "utf-8") -> bytes | None:
+    """The bytes of an already-serialised payload, or None for any other object."""
+    if isinstance(obj, str):
+        return obj.encode(encoding, "surrogatepass")
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return bytes(obj)
+    return None
+
+
 class JsonFormat(Format):
     name = "json"
     extensions = (".json",)
     sniff_priority = 70
+    verbatim = True
+    save_options = frozenset({"indent"})
 
     def accepts(self, obj: Any) -> bool:
-        # Plain strings go to text by default; JSON takes them only by extension.
-        return isinstance(obj, (dict, list, tuple, int, float, bool, str)) and _jsonable(obj)
+        # Plain strings are JSON documents here (written verbatim); by type they go to text.
+        return isinstance(obj, (dict, list, tuple, int, float, bool)) and _jsonable(obj)
 
     def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
+        raw = _raw(obj)
+        if raw is not None:
+            try:
+                json.loads(raw)
+            except ValueError as exc:
+                raise UnsupportedTypeError(
+                    f"the {type(obj).__name__} is not a JSON document ({exc}); a .json file must parse. To store "
+                    "the text itself as a JSON string, save json.dumps(text); to keep it as it is, use .txt"
+                ) from None
+            fh.write(raw)
+            return
         fh.write(json.dumps(obj, default=_json_default, indent=options.get("indent", 1)).encode("utf-8"))
 
     def load(self, fh: BinaryIO, **options: Any) -> Any:
@@ -55,14 +86,17 @@ class JsonFormat(Format):
 
 class TextFormat(Format):
     name = "text"
-    extensions = (".txt", ".log", ".md")
+    # Plain-text formats hcsvfs does not parse: their text is stored and returned as it is.
+    extensions = (".txt", ".log", ".md", ".rst", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".xml", ".html", ".py", ".sh")
     sniff_priority = 80
+    verbatim = True
+    save_options = load_options = frozenset({"encoding"})
 
     def accepts(self, obj: Any) -> bool:
         return isinstance(obj, str)
 
     def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
-        fh.write(obj.encode(options.get("encoding", "utf-8"), "surrogatepass"))
+        fh.write(_raw(obj, options.get("encoding", "utf-8")) or b"")
 
     def load(self, fh: BinaryIO, **options: Any) -> Any:
         return fh.read().decode(options.get("encoding", "utf-8"), "surrogatepass")
@@ -76,10 +110,17 @@ class TextFormat(Format):
 
 
 class CsvFormat(Format):
-    """Tables: a pandas DataFrame, a list of row dicts or a dict of columns; loads as a DataFrame."""
+    """Tables: a pandas DataFrame, a list of row dicts or a dict of columns; loads as a DataFrame.
+
+    Options are pandas' own: ``DataFrame.to_csv``'s on save, ``pandas.read_csv``'s on load.
+    """
 
     name = "csv"
     extensions = (".csv",)
+    verbatim = True
+
+    def options(self, kind: Literal["save", "load"]) -> frozenset[str]:
+        return _pandas_csv_options(kind)
 
     def accepts(self, obj: Any) -> bool:
         import sys
@@ -89,14 +130,21 @@ class CsvFormat(Format):
             return True
         if isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
             return True
-        return isinstance(obj, dict) and bool(obj) and all(isinstance(v, (list, tuple, np.ndarray)) for v in obj.values())
+        if not (isinstance(obj, dict) and obj and all(isinstance(v, (list, tuple, np.ndarray)) for v in obj.values())):
+            return False
+        # A dict of columns: 1-D and of one length (other dicts of arrays are .npz archives).
+        return all(np.ndim(v) == 1 for v in obj.values()) and len({len(v) for v in obj.values()}) == 1
 
     def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
         import pandas as pd
 
+        raw = _raw(obj)
+        if raw is not None:
+            fh.write(raw)
+            return
         frame = obj if isinstance(obj, pd.DataFrame) else pd.DataFrame(obj)
         text = io.StringIO()
-        frame.to_csv(text, index=options.get("index", False))
+        frame.to_csv(text, **{"index": False, **options})
         fh.write(text.getvalue().encode("utf-8"))
 
     def load(self, fh: BinaryIO, **options: Any) -> Any:
@@ -121,3 +169,13 @@ class BytesFormat(Format):
 
     def sniff(self, head: bytes) -> bool:
         return True  # the last resort when nothing else recognises a file
+
+
+@functools.cache
+def _pandas_csv_options(kind: str) -> frozenset[str]:
+    """The keywords of ``DataFrame.to_csv`` (save) or ``pandas.read_csv`` (load), less the file and its mode."""
+    import pandas as pd
+
+    fn = pd.DataFrame.to_csv if kind == "save" else pd.read_csv
+    taken = {"self", "path_or_buf", "filepath_or_buffer", "mode", "storage_options"}
+    return frozenset(inspect.signature(fn).parameters) - taken

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
-from ..arrays import is_array, to_numpy
+from ..arrays import array_spec, is_array, to_numpy
 from .base import Format
 
 # Default OME axes by rank, the NGFF order (t, c, z, y, x) truncated from the left.
@@ -23,18 +25,25 @@ _AXES_TAG = "hcsvfs:axes="
 _AXES_RE = re.compile(re.escape(_AXES_TAG) + r"([A-Za-z]+)")
 
 
-def _tiff_dtype_ok(arr: np.ndarray) -> bool:
-    return arr.dtype.kind in "buifc" and arr.ndim >= 2 and arr.size > 0
+def _tiff_dtype_ok(shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    return dtype.kind in "buifc" and len(shape) >= 2 and all(shape)
 
 
 class TiffFormat(Format):
-    """Plain TIFF: shape and dtype round trip exactly (tifffile's shaped metadata)."""
+    """Plain TIFF: shape and dtype round trip exactly (tifffile's shaped metadata).
+
+    Options are tifffile's: ``imwrite``'s keywords on save (``compression``,
+    ``resolution``, ``metadata``...), ``TiffFile.asarray``'s on load (``key``, ``series``, ``level``).
+    """
 
     name = "tiff"
     extensions = (".tif", ".tiff")
 
+    def options(self, kind: Literal["save", "load"]) -> frozenset[str]:
+        return _tifffile_options(kind, ome=False)
+
     def accepts(self, obj: Any) -> bool:
-        return is_array(obj) and _tiff_dtype_ok(to_numpy(obj))
+        return is_array(obj) and _tiff_dtype_ok(*array_spec(obj))
 
     def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
         import tifffile
@@ -68,10 +77,15 @@ class OmeTiffFormat(TiffFormat):
     name = "ome-tiff"
     extensions = (".ome.tif", ".ome.tiff")
 
+    def options(self, kind: Literal["save", "load"]) -> frozenset[str]:
+        return _tifffile_options(kind, ome=True)
+
     def accepts(self, obj: Any) -> bool:
-        arr = to_numpy(obj) if is_array(obj) else None
+        if not super().accepts(obj):
+            return False
+        shape, dtype = array_spec(obj)
         # OME-TIFF has five axes (T, C, Z, Y, X); higher ranks go to .tif or .npy.
-        return super().accepts(obj) and arr.ndim in _DEFAULT_AXES and arr.dtype.newbyteorder("=") in _OME_DTYPES
+        return len(shape) in _DEFAULT_AXES and dtype.newbyteorder("=") in _OME_DTYPES
 
     def dump(self, obj: Any, fh: BinaryIO, **options: Any) -> None:
         import tifffile
@@ -102,6 +116,20 @@ class OmeTiffFormat(TiffFormat):
 
     def sniff(self, head: bytes) -> bool:
         return False  # plain TIFF's sniff reads these too
+
+
+@functools.cache
+def _tifffile_options(kind: str, *, ome: bool) -> frozenset[str]:
+    """tifffile's own keywords, less those hcsvfs sets itself (the file, its mode, OME and axes handling)."""
+    import tifffile
+
+    if kind == "load":
+        return frozenset(inspect.signature(tifffile.TiffFile.asarray).parameters) - {"self", "out"}
+    names = {n for n, p in inspect.signature(tifffile.imwrite).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    names -= {"mode", "append", "returnoffset", "shape", "dtype"}  # the atomic write owns the file; data gives these
+    if ome:
+        names = (names - {"ome", "imagej", "shaped"}) | {"axes"}
+    return frozenset(names)
 
 
 def _written_axes(ome_xml: str | None) -> str | None:

@@ -7,7 +7,7 @@ import sys
 from typing import Any, BinaryIO
 
 from ..errors import UnsafeLoadError
-from .base import Format
+from .base import Format, zip_first_member
 
 
 def _is_tensor_tree(obj: Any, torch: Any) -> bool:
@@ -23,6 +23,7 @@ def _is_tensor_tree(obj: Any, torch: Any) -> bool:
 class TorchFormat(Format):
     name = "torch"
     extensions = (".pt", ".pth")
+    load_options = frozenset({"map_location"})
 
     def accepts(self, obj: Any) -> bool:
         torch = sys.modules.get("torch")  # a tensor can exist only if torch is imported
@@ -49,4 +50,6 @@ class TorchFormat(Format):
             ) from None
 
     def sniff(self, head: bytes) -> bool:
-        return head.startswith(b"PK\x03\x04")
+        # A zip whose first member is torch's pickle ("archive/data.pkl"): other zips (.npz, ROI sets) are not torch.
+        return head.startswith(b"PK\x03\x04") and zip_first_member(head).endswith("data.pkl")
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import resource
 import shutil
 import tempfile
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from .executors.base import Executor
 
 __all__ = ["Pipeline", "StorageConfig", "PlateJob", "RetryPolicy", "WellResult", "RunReport", "run_well", "peak_rss"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,15 @@ def run_well(job: PlateJob, well: str, attempt: int = 1) -> WellResult:
         planes = ctx.write_final()
         thumbnail = _thumbnail(ctx)
     finally:
-        with contextlib.suppress(Exception):  # never hide the step's own error behind a cleanup one
+        try:
             ctx.free_intermediates()
+        except Exception:  # never hide the step's own error behind a cleanup one, but say that it happened
+            log.warning(
+                "well %s: freeing its intermediates on %s failed; they may stay there until the process ends",
+                well,
+                ctx.intermediate_backend,
+                exc_info=True,
+            )
     result = WellResult(
         well=well,
         planes_written=planes,

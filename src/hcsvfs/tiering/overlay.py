@@ -128,9 +128,17 @@ class MemoryOverlay(StorageBackend):
             )
             self._thread.start()
 
+    def save_options(self, data: Any, path: str) -> frozenset[str]:
+        return self.persistent.save_options(data, path)
+
+    def load_options(self, path: str) -> frozenset[str]:
+        return self.persistent.load_options(path)
+
     # ------------------------------------------------------------------ StorageBackend primitives
     def save(self, data: Any, path: P.PathLike, *, overwrite: bool = False, **options: Any) -> None:
         p = P.normalize(path)
+        # The options are for the persistent tier's save when this entry spills: check them now, not then.
+        self._check_options("save", options, self.persistent.save_options(data, p), p)
         size = _sizeof(data)
         self._admit(size, p, overwrite)
         with self._cond:
@@ -148,7 +156,9 @@ class MemoryOverlay(StorageBackend):
         self._relieve()
 
     def load(self, path: P.PathLike, **options: Any) -> Any:
-        return self._fetch(P.normalize(path), options, pin=False)
+        p = P.normalize(path)
+        self._check_options("load", options, self.persistent.load_options(p), p)
+        return self._fetch(p, options, pin=False)
 
     def stat(self, path: P.PathLike) -> StatResult:
         p = P.normalize(path)

@@ -15,7 +15,7 @@ from zarr.storage import StorePath
 from ... import arrays
 from ... import paths as P
 from ...config import ZarrConfig
-from ...errors import InvalidPathError, PathExistsError, PathNotADirectoryError, UnsupportedTypeError
+from ...errors import CorruptDataError, InvalidPathError, PathExistsError, PathNotADirectoryError, UnsupportedTypeError
 from ..base import StatResult, StorageBackend
 from .image import open_array, open_levels, write_image
 from .ngff import default_axes, node_kind, validate_group
@@ -26,6 +26,8 @@ from .view import ZarrArrayView, read_many
 __all__ = ["ZarrStorageBackend"]
 
 _GROUP = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+_SAVE_OPTIONS = frozenset({"axes", "labels"})
+_LOAD_OPTIONS = frozenset({"materialize", "level"})
 
 
 class ZarrStorageBackend(StorageBackend):
@@ -74,7 +76,10 @@ class ZarrStorageBackend(StorageBackend):
             raise PathNotADirectoryError(f"{p!r}: its parent {parent!r} is a file, not a directory", path=p, backend=self.name)
         if pkind == "internal":
             return None, None
-        meta = self._meta(p)
+        try:
+            meta = self._meta(p)
+        except CorruptDataError:
+            return "file", None  # a damaged node: a file to delete or replace; loading it says what is wrong
         kind = node_kind(meta)
         if kind in ("image", "array"):
             return "file", meta
@@ -83,6 +88,12 @@ class ZarrStorageBackend(StorageBackend):
         if kind is None and self.locator.has_children(self.locator.key(p)):
             return "dir", None  # a folder without zarr metadata (e.g. under the working directory)
         return None, None
+
+    def save_options(self, data: Any, path: str) -> frozenset[str]:
+        return _SAVE_OPTIONS
+
+    def load_options(self, path: str) -> frozenset[str]:
+        return _LOAD_OPTIONS
 
     # ------------------------------------------------------------------ primitives
     def save(
@@ -100,6 +111,7 @@ class ZarrStorageBackend(StorageBackend):
         ``axes`` (e.g. ``"cyx"``) names the dimensions of a plain image; ``labels=True`` downsamples pyramids by nearest.
         """
         p = P.normalize(path)
+        self._check_options("save", options, _SAVE_OPTIONS, p)
         arr = self._as_array(data, p)
         target = self.plates.target(p, self._meta(P.parent(p)))
         self._check_target(p, overwrite)
@@ -143,6 +155,7 @@ class ZarrStorageBackend(StorageBackend):
     def load(self, path: P.PathLike, *, materialize: bool = False, level: int = 0, **options: Any) -> Any:
         """A lazy :class:`ZarrArrayView` (numpy with ``materialize=True``); ``level`` picks a pyramid level."""
         p = P.normalize(path)
+        self._check_options("load", options, _LOAD_OPTIONS, p)
         kind, meta = self._resolve(p)
         if kind is None:
             raise self._not_found(p)
@@ -170,7 +183,10 @@ class ZarrStorageBackend(StorageBackend):
             raise self._not_found(p)
         if kind == "dir":
             return StatResult(p, "directory", extra={"plate": node_kind(meta) == "plate"})
-        view = self.load(p)
+        try:
+            view = self.load(p)
+        except CorruptDataError as exc:
+            return StatResult(p, "file", size=self.locator.size(self.locator.key(p)), extra={"damaged": str(exc)})
         extra = {"shape": view.shape, "dtype": str(view.dtype), "codec": self.config.compression}
         if kind == "plane":
             # A plane shares its field's shard: report its decoded size.
@@ -192,7 +208,11 @@ class ZarrStorageBackend(StorageBackend):
             if name == "zarr.json":
                 continue
             child = f"{key}/{name}" if key else name
-            ck = node_kind(self.locator.read_meta(child))
+            try:
+                ck = node_kind(self.locator.read_meta(child))
+            except CorruptDataError:
+                out.append(name)  # listed: loading it says what is wrong with it
+                continue
             if ck in ("image", "array", "plate", "dir") or (ck is None and self.locator.has_children(child)):
                 out.append(name)
         return sorted(out)
@@ -214,6 +234,7 @@ class ZarrStorageBackend(StorageBackend):
     # ------------------------------------------------------------------ batches
     def save_batch(self, data_list: Sequence[Any], paths: Sequence[P.PathLike], *, overwrite: bool = False, **options: Any) -> None:
         """Check every path first; then plate planes are written per field and plain images in parallel threads."""
+        self._check_options("save_batch", options, _SAVE_OPTIONS, "")
         if len(data_list) != len(paths):
             self._check_batch(data_list, paths, overwrite=overwrite)  # raises the shared message
         logical = [P.normalize(p) for p in paths]
@@ -329,8 +350,6 @@ class ZarrStorageBackend(StorageBackend):
 
     # ------------------------------------------------------------------ helpers
     def _as_array(self, data: Any, p: str) -> np.ndarray:
-        if isinstance(data, ZarrArrayView):
-            return data.read()
         if isinstance(data, np.generic):
             data = np.asarray(data)
         if not arrays.is_array(data):

@@ -149,8 +149,9 @@ class StoreLocator:
         return meta
 
     def _corrupt(self, key: str, what: str) -> CorruptDataError:
+        where = str(self._local / key / _META) if self._local is not None else f"{self.store}/{_join(key, _META)}"
         return CorruptDataError(
-            f"the zarr metadata {_join(key, _META)!r} {what}; the node is damaged. Restore it from a copy, "
+            f"the zarr metadata {where!r} {what}; the node is damaged. Restore it from a copy, "
             "or delete the node and write it again",
             path=key,
             backend="zarr",
