@@ -334,6 +334,41 @@ def test_copy_file_and_tree(backend: StorageBackend) -> None:
     assert backend.is_file("p/sub/d.tif")
 
 
+# ---------------------------------------------------------------- paths no backend stores
+REFUSED = {
+    "climbs out": "../up/x.npy",
+    "climbs out later": "d/../../x.npy",
+    "parent of the root": "..",
+    "NUL byte": "d/x\x00.npy",
+    "blank": "  ",
+    "reserved name": "d/.hcsvfs-tmp-x.npy",
+    "reserved folder": ".hcsvfs-locks/x.npy",
+    "over-long name": "d/" + "n" * 300 + ".npy",
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_every_backend_refuses_the_same_paths(backend: StorageBackend, case: str) -> None:
+    bad = REFUSED[case]
+    put(backend, "d/ok.npy")
+    calls = {
+        "save": lambda: backend.save(arr(), bad),
+        "load": lambda: backend.load(bad),
+        "stat": lambda: backend.stat(bad),
+        "exists": lambda: backend.exists(bad),
+        "ensure_directory": lambda: backend.ensure_directory(bad),
+        "list_dir": lambda: backend.list_dir(bad),
+        "copy to": lambda: backend.copy("d/ok.npy", bad),
+        "move to": lambda: backend.move("d/ok.npy", bad),
+        "save_batch": lambda: backend.save_batch([arr()], [bad]),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError) as info:
+            call()
+        assert isinstance(info.value, StorageError), (name, info.value)
+    assert backend.list_dir(".") == ["d"] and backend.list_files("d") == ["d/ok.npy"]
+
+
 # ---------------------------------------------------------------- one transcript for all
 def _transcript(b: StorageBackend) -> list[Any]:
     """The same script on any backend must produce the same observable results."""

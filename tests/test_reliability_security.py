@@ -142,6 +142,34 @@ def test_symlink_inside_root_to_inside_is_still_not_written_through(disk: DiskSt
     assert version_of(disk.load("real.npy")) == 1
 
 
+@pytest.mark.parametrize("kind", ["file", "directory", "nested through an inside link"])
+def test_copying_a_folder_never_reads_through_a_link_leading_out(disk: DiskStorageBackend, outside: Path, kind: str) -> None:
+    """A direct load of the link is refused; a copy of the folder holding it must not read what it points to."""
+    disk.ensure_directory("d")
+    disk.save(payload(1), "d/keep.npy")
+    if kind == "file":
+        (disk.root / "d" / "leak.npy").symlink_to(outside / "secret.npy")
+    elif kind == "directory":
+        (disk.root / "d" / "leak").symlink_to(outside, target_is_directory=True)
+    else:  # d/alias -> (inside) other/, which holds a link out
+        disk.ensure_directory("other")
+        (disk.root / "other" / "leak.npy").symlink_to(outside / "secret.npy")
+        (disk.root / "d" / "alias").symlink_to(disk.root / "other", target_is_directory=True)
+    with pytest.raises(InvalidPathError) as info:
+        disk.copy("d", "copied")
+    assert "leak" in str(info.value) and "symlink" in str(info.value)
+    assert not disk.exists("copied")  # refused before anything was copied
+    assert not [p for p in disk.root.rglob("*") if not p.is_symlink() and p.is_file() and p.read_bytes() == b"not yours"]
+
+
+def test_copying_a_folder_with_a_link_inside_copies_its_content(disk: DiskStorageBackend) -> None:
+    disk.ensure_directory("d")
+    disk.save(payload(1), "real.npy")
+    (disk.root / "d" / "alias.npy").symlink_to(disk.root / "real.npy")
+    disk.copy("d", "copied")
+    assert version_of(disk.load("copied/alias.npy")) == 1 and not (disk.root / "copied" / "alias.npy").is_symlink()
+
+
 def test_filemanager_parent_creation_does_not_follow_links_out(tmp_path: Path, outside: Path) -> None:
     disk = DiskStorageBackend(tmp_path / "root")
     (disk.root / "plate").symlink_to(outside, target_is_directory=True)

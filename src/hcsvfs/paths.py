@@ -28,6 +28,7 @@ __all__ = [
     "RootedPath",
     "RESERVED_PREFIX",
     "is_reserved_name",
+    "checked",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -91,6 +92,39 @@ def normalize(path: PathLike) -> str:
 def is_reserved_name(name: str) -> bool:
     """True for a name hcsvfs keeps for its own objects (see :data:`RESERVED_PREFIX`)."""
     return name.startswith(RESERVED_PREFIX)
+
+
+def checked(path: PathLike, *, escapes: bool = True) -> str:
+    """``normalize(path)``, refusing what no backend stores: names reserved for hcsvfs (``.hcsvfs-*``),
+    names longer than file systems allow, and (``escapes=True``: backends with no folder of their own,
+    such as memory) a ``..`` that climbs out of the root. Every backend refuses the same paths."""
+    p = normalize(path)
+    if escapes and (p == ".." or p.startswith("../")):
+        raise InvalidPathError(
+            f"path {str(path)!r} climbs out of the backend's root with '..'; use a path inside it", path=str(path)
+        )
+    if RESERVED_PREFIX in p:
+        for part in p.split("/"):
+            if is_reserved_name(part):
+                raise InvalidPathError(
+                    f"path {p!r} uses the name {part!r}, reserved for hcsvfs's own files ({RESERVED_PREFIX}*); rename it",
+                    path=p,
+                )
+    if len(p) > _NAME_MAX:
+        check_name_lengths(p)
+    return p
+
+
+def check_name_lengths(logical: str) -> None:
+    """Refuse a component longer than file systems allow (the OS would raise a bare "File name too long")."""
+    for part in logical.split("/"):
+        size = len(os.fsencode(part))
+        if size > _NAME_MAX:
+            raise InvalidPathError(
+                f"path {logical[:80]!r}... has a component of {size} bytes; file systems allow at most "
+                f"{_NAME_MAX}. Use a shorter name",
+                path=logical,
+            )
 
 
 def _is_canonical(path: str) -> bool:
@@ -187,7 +221,7 @@ class RootedPath:
     def physical(self, path: PathLike, *, check_symlinks: bool = True) -> Path:
         """The physical path for ``path``; raises InvalidPathError if it would leave a jail."""
         logical = normalize(path)
-        self._check_name_lengths(logical)
+        check_name_lengths(logical)
         if not self.jailed:
             return Path(logical) if logical.startswith("/") else self.root / logical
         assert self._root is not None and self._real_root is not None
@@ -212,17 +246,6 @@ class RootedPath:
         if check_symlinks:
             self._check_symlinks(candidate, logical)
         return candidate
-
-    def _check_name_lengths(self, logical: str) -> None:
-        # The OS would raise a bare "File name too long" OSError from whichever call came first.
-        for part in logical.split("/"):
-            size = len(os.fsencode(part))
-            if size > _NAME_MAX:
-                raise InvalidPathError(
-                    f"path {logical[:80]!r}... has a component of {size} bytes; file systems allow at most "
-                    f"{_NAME_MAX}. Use a shorter name",
-                    path=logical,
-                )
 
     @staticmethod
     def _relative_to(path: Path, root: Path) -> str | None:

@@ -50,7 +50,7 @@ class DiskStorageBackend(StorageBackend):
         return self.paths.root
 
     def _phys(self, path: str) -> Path:
-        return self.paths.physical(path)
+        return self.paths.physical(P.checked(path, escapes=False))
 
     # ------------------------------------------------------------------ options
     def save_options(self, data: Any, path: str) -> frozenset[str]:
@@ -206,10 +206,27 @@ class DiskStorageBackend(StorageBackend):
         self._check_transfer(s, d, st, overwrite)
         source, target = self._phys(s), self._phys(d)
         if st.is_dir:
+            self._refuse_links_out(s, source)  # before anything is copied: copytree reads through links
             shutil.copytree(source, target, ignore=lambda _d, names: [n for n in names if is_temp_name(n)])
             return
 
         atomic_write(target, lambda fh: _copy_into(source, fh), overwrite=overwrite, fsync=self.fsync, logical=d)
+
+    def _refuse_links_out(self, logical: str, folder: Path) -> None:
+        """Raise InvalidPathError if a link under ``folder`` leads out of the jail (as a load of it would)."""
+        if not self.paths.jailed:
+            return
+        seen: set[str] = set()
+        for current, dirs, files in os.walk(folder, followlinks=True):
+            real = os.path.realpath(current)
+            if real in seen:  # a link loop: this folder was walked already
+                dirs[:] = []
+                continue
+            seen.add(real)
+            for name in [*dirs, *files]:
+                entry = Path(current) / name
+                if entry.is_symlink():
+                    self.paths.physical(P.join(logical, entry.relative_to(folder).as_posix()))
 
     def _delete_file(self, path: str) -> None:
         self._phys(path).unlink()

@@ -54,7 +54,7 @@ class MemoryStorageBackend(StorageBackend):
 
     # ------------------------------------------------------------------ primitives
     def save(self, data: Any, path: P.PathLike, *, overwrite: bool = False, **options: Any) -> None:
-        p = P.normalize(path)
+        p = P.checked(path)
         if options:
             self._check_options("save", options, (), p)
         with self._lock:
@@ -80,7 +80,7 @@ class MemoryStorageBackend(StorageBackend):
             obj = self._store.get(path, _ABSENT) if type(path) is str else _ABSENT
             if obj is not _ABSENT and obj is not DIRECTORY:
                 return obj
-            p = P.normalize(path)
+            p = P.checked(path)
             obj = self._store.get(p, _ABSENT)
             if obj is _ABSENT:
                 if p in _ROOTS:
@@ -97,7 +97,7 @@ class MemoryStorageBackend(StorageBackend):
             return [self.load(p) for p in paths]
 
     def stat(self, path: P.PathLike) -> StatResult:
-        p = P.normalize(path)
+        p = P.checked(path)
         with self._lock:
             if p in _ROOTS:
                 return StatResult(p, "directory")
@@ -112,12 +112,12 @@ class MemoryStorageBackend(StorageBackend):
             )
 
     def exists(self, path: P.PathLike) -> bool:
-        p = P.normalize(path)
+        p = P.checked(path)
         with self._lock:
             return p in _ROOTS or p in self._store
 
     def list_dir(self, path: P.PathLike = ".") -> list[str]:
-        p = P.normalize(path)
+        p = P.checked(path)
         with self._lock:
             self._require_dir(p)
             prefix = _prefix(p)
@@ -130,7 +130,7 @@ class MemoryStorageBackend(StorageBackend):
         extensions: Iterable[str] | str | None = None,
         recursive: bool = False,
     ) -> list[str]:
-        base = P.normalize(path)
+        base = P.checked(path)
         exts = normalize_extensions(extensions)
         prefix = _prefix(base)
         with self._lock:
@@ -144,7 +144,7 @@ class MemoryStorageBackend(StorageBackend):
             return sorted(out)
 
     def ensure_directory(self, path: P.PathLike) -> None:
-        p = P.normalize(path)
+        p = P.checked(path)
         with self._lock:
             if p in _ROOTS or self._store.get(p) is DIRECTORY:
                 return  # a directory entry implies its ancestors (they are created and removed together)
@@ -166,7 +166,7 @@ class MemoryStorageBackend(StorageBackend):
             super().delete(path)
 
     def delete_all(self, path: P.PathLike) -> None:
-        p = P.normalize(path)
+        p = P.checked(path)
         with self._lock:
             self.stat(p)
             self._check_not_root(p)
@@ -175,7 +175,7 @@ class MemoryStorageBackend(StorageBackend):
             self._drop(p)
 
     def move(self, src: P.PathLike, dst: P.PathLike, *, overwrite: bool = False) -> None:
-        s, d = P.normalize(src), P.normalize(dst)
+        s, d = P.checked(src), P.checked(dst)
         with self._lock:  # a rename of keys: atomic to readers and zero-copy
             st = self.stat(s)
             self._check_transfer(s, d, st, overwrite)

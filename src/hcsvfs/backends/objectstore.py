@@ -139,7 +139,7 @@ class ObjectStoreBackend(StorageBackend):
         return self.url if p == "." else f"{self.url}/{p}"
 
     def _logical(self, path: P.PathLike) -> str:
-        p = P.normalize(path)
+        p = P.checked(path, escapes=False)  # reserved and over-long names; '..' and absolute paths are refused below
         if p.startswith("/"):
             raise InvalidPathError(
                 f"absolute path {p!r} on the object store {self.url!r}; use a path relative to the mount root",
@@ -157,12 +157,6 @@ class ObjectStoreBackend(StorageBackend):
                 f"path {p!r} has control characters or is not valid UTF-8; object keys with them break "
                 "S3 tools and URLs, so rename it",
                 path=repr(p),
-                backend=self.name,
-            )
-        if p != "." and any(P.is_reserved_name(part) for part in p.split("/")):
-            raise InvalidPathError(
-                f"path {p!r} uses a name reserved for hcsvfs's own objects ({P.RESERVED_PREFIX}*); rename it",
-                path=p,
                 backend=self.name,
             )
         return p

@@ -136,7 +136,7 @@ class MemoryOverlay(StorageBackend):
 
     # ------------------------------------------------------------------ StorageBackend primitives
     def save(self, data: Any, path: P.PathLike, *, overwrite: bool = False, **options: Any) -> None:
-        p = P.normalize(path)
+        p = P.checked(path)
         # The options are for the persistent tier's save when this entry spills: check them now, not then.
         self._check_options("save", options, self.persistent.save_options(data, p), p)
         size = _sizeof(data)
@@ -156,12 +156,12 @@ class MemoryOverlay(StorageBackend):
         self._relieve()
 
     def load(self, path: P.PathLike, **options: Any) -> Any:
-        p = P.normalize(path)
+        p = P.checked(path)
         self._check_options("load", options, self.persistent.load_options(p), p)
         return self._fetch(p, options, pin=False)
 
     def stat(self, path: P.PathLike) -> StatResult:
-        p = P.normalize(path)
+        p = P.checked(path)
         with self._cond:
             st = self._index.stat(p)
             if st.is_dir:
@@ -189,7 +189,7 @@ class MemoryOverlay(StorageBackend):
 
     # ------------------------------------------------------------------ mutation
     def delete(self, path: P.PathLike) -> None:
-        p = P.normalize(path)
+        p = P.checked(path)
         with self._cond:
             if self._index.stat(p).is_file:
                 self._delete_file(p)
@@ -198,7 +198,7 @@ class MemoryOverlay(StorageBackend):
             self._drop_persistent_tree(p)
 
     def delete_all(self, path: P.PathLike) -> None:
-        p = P.normalize(path)
+        p = P.checked(path)
         with self._cond:
             if self._index.stat(p).is_file:
                 self._delete_file(p)
@@ -211,7 +211,7 @@ class MemoryOverlay(StorageBackend):
             self._drop_persistent_tree(p)
 
     def move(self, src: P.PathLike, dst: P.PathLike, *, overwrite: bool = False) -> None:
-        s, d = P.normalize(src), P.normalize(dst)
+        s, d = P.checked(src), P.checked(dst)
         with self._cond:
             while True:  # checked again after every wait: the lock was released meanwhile
                 st = self._index.stat(s)
@@ -253,7 +253,7 @@ class MemoryOverlay(StorageBackend):
     # ------------------------------------------------------------------ tiering API
     def pin(self, path: P.PathLike) -> None:
         """Keep ``path`` in memory (restoring it first if it was spilled) until :meth:`unpin`."""
-        p = P.normalize(path)
+        p = P.checked(path)
         while True:
             with self._cond:
                 self._file_entry(p)  # the contract's errors for a missing path or a directory
@@ -267,7 +267,7 @@ class MemoryOverlay(StorageBackend):
     def unpin(self, path: P.PathLike) -> None:
         """Let ``path`` be spilled again."""
         with self._cond:
-            entry = self._file_entry(P.normalize(path))
+            entry = self._file_entry(P.checked(path))
             entry.pinned = False
             if entry.resident and entry.unspillable is None and entry.io is None:
                 self._lru[entry] = None
@@ -279,7 +279,7 @@ class MemoryOverlay(StorageBackend):
 
         Raises the persistent tier's TypeError if it cannot store this object.
         """
-        p = P.normalize(path)
+        p = P.checked(path)
         with self._cond:
             self._file_entry(p)
             entry = self._idle_entry(p)
@@ -312,7 +312,7 @@ class MemoryOverlay(StorageBackend):
     def tier(self, path: P.PathLike) -> str:
         """Where a file lives now: ``"memory"``, ``"persistent"`` or ``"memory+persistent"``."""
         with self._cond:
-            return self._file_entry(P.normalize(path)).tier()
+            return self._file_entry(P.checked(path)).tier()
 
     def stats(self) -> dict[str, Any]:
         """Bytes and entries per tier, spill/restore counts, bytes and throughput (MB/s), hits, pauses."""

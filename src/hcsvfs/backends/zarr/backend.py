@@ -110,7 +110,7 @@ class ZarrStorageBackend(StorageBackend):
 
         ``axes`` (e.g. ``"cyx"``) names the dimensions of a plain image; ``labels=True`` downsamples pyramids by nearest.
         """
-        p = P.normalize(path)
+        p = _logical(path)
         self._check_options("save", options, _SAVE_OPTIONS, p)
         arr = self._as_array(data, p)
         target = self.plates.target(p, self._meta(P.parent(p)))
@@ -154,7 +154,7 @@ class ZarrStorageBackend(StorageBackend):
 
     def load(self, path: P.PathLike, *, materialize: bool = False, level: int = 0, **options: Any) -> Any:
         """A lazy :class:`ZarrArrayView` (numpy with ``materialize=True``); ``level`` picks a pyramid level."""
-        p = P.normalize(path)
+        p = _logical(path)
         self._check_options("load", options, _LOAD_OPTIONS, p)
         kind, meta = self._resolve(p)
         if kind is None:
@@ -177,7 +177,7 @@ class ZarrStorageBackend(StorageBackend):
         return view.read() if materialize else view
 
     def stat(self, path: P.PathLike) -> StatResult:
-        p = P.normalize(path)
+        p = _logical(path)
         kind, meta = self._resolve(p)
         if kind is None:
             raise self._not_found(p)
@@ -194,7 +194,7 @@ class ZarrStorageBackend(StorageBackend):
         return StatResult(p, "file", size=self.locator.size(self.locator.key(p)), extra=extra)
 
     def list_dir(self, path: P.PathLike = ".") -> list[str]:
-        p = P.normalize(path)
+        p = _logical(path)
         kind, meta = self._resolve(p)
         if kind is None:
             raise self._not_found(p)
@@ -218,7 +218,7 @@ class ZarrStorageBackend(StorageBackend):
         return sorted(out)
 
     def ensure_directory(self, path: P.PathLike) -> None:
-        p = P.normalize(path)
+        p = _logical(path)
         self.locator.key(p)  # a bad path (escape, over-long name) fails here, before any folder is made
         for d in [*P.ancestors(p), p]:
             kind, _ = self._resolve(d)
@@ -237,7 +237,7 @@ class ZarrStorageBackend(StorageBackend):
         self._check_options("save_batch", options, _SAVE_OPTIONS, "")
         if len(data_list) != len(paths):
             self._check_batch(data_list, paths, overwrite=overwrite)  # raises the shared message
-        logical = [P.normalize(p) for p in paths]
+        logical = [_logical(p) for p in paths]
         if len(set(logical)) != len(logical):
             self._check_batch(data_list, paths, overwrite=overwrite)
         parents: dict[str, dict[str, Any] | None] = {}
@@ -283,7 +283,7 @@ class ZarrStorageBackend(StorageBackend):
 
     # ------------------------------------------------------------------ mutation
     def delete_all(self, path: P.PathLike) -> None:
-        p = P.normalize(path)
+        p = _logical(path)
         st = self.stat(p)
         if st.is_file:
             self._delete_file(p)
@@ -293,7 +293,7 @@ class ZarrStorageBackend(StorageBackend):
 
     def move(self, src: P.PathLike, dst: P.PathLike, *, overwrite: bool = False) -> None:
         """Move a file or folder; on a local store one atomic rename (of racing movers exactly one wins)."""
-        s, d = P.normalize(src), P.normalize(dst)
+        s, d = _logical(src), _logical(dst)
         kind, _ = self._resolve(s)
         plane_either_side = kind == "plane" or self.plates.target(d, self._meta(P.parent(d))) is not None
         if not self.locator.can_rename or plane_either_side:
@@ -326,7 +326,7 @@ class ZarrStorageBackend(StorageBackend):
     # ------------------------------------------------------------------ tools
     def open_plate(self, path: P.PathLike) -> PlateInfo:
         """Rows, columns, wells and fields of the plate at ``path``; ``.field(well, i)`` opens one field lazily."""
-        p = P.normalize(path)
+        p = _logical(path)
         meta = self._meta(p)
         if node_kind(meta) != "plate":
             raise InvalidPathError(f"{p!r} is not a plate on the zarr backend", path=p, backend=self.name)
@@ -335,7 +335,7 @@ class ZarrStorageBackend(StorageBackend):
 
     def validate(self, path: P.PathLike) -> list[str]:
         """Validate the image or plate at ``path`` with ome-zarr-models; returns what was checked, raises InvalidMetadataError."""
-        p = P.normalize(path)
+        p = _logical(path)
         kind, _ = self._resolve(p)
         if kind is None:
             raise self._not_found(p)
@@ -346,7 +346,7 @@ class ZarrStorageBackend(StorageBackend):
 
     def rebuild_plate_metadata(self, path: P.PathLike) -> list[str]:
         """Re-list the plate's complete wells from the wells themselves (after several processes wrote one plate)."""
-        return self.plates.rebuild(P.normalize(path))
+        return self.plates.rebuild(_logical(path))
 
     # ------------------------------------------------------------------ helpers
     def _as_array(self, data: Any, p: str) -> np.ndarray:
@@ -370,3 +370,8 @@ class ZarrStorageBackend(StorageBackend):
     def __repr__(self) -> str:
         return f"<ZarrStorageBackend {self.locator.describe()} {self.config.compression}>"
 
+
+
+def _logical(path: P.PathLike) -> str:
+    """A user's path: normalised, reserved names refused (``..`` is the locator's to judge: cwd mode allows it)."""
+    return P.checked(path, escapes=False)
