@@ -334,6 +334,16 @@ def test_copy_file_and_tree(backend: StorageBackend) -> None:
     assert backend.is_file("p/sub/d.tif")
 
 
+def test_names_with_glob_characters_are_plain_names(backend: StorageBackend) -> None:
+    """'*?[' in a name mean nothing special (fsspec's rm() would glob them: a move left its source behind)."""
+    put(backend, "a[1]*?/x.npy", arr(1))
+    put(backend, "a1b/y.npy", arr(2))  # would match the glob a[1]*?
+    backend.move("a[1]*?", "moved")
+    assert backend.list_dir(".") == sorted(["a1b", "moved"])
+    backend.delete_all("moved")
+    assert backend.list_files("a1b") == ["a1b/y.npy"] and not backend.exists("moved")
+
+
 # ---------------------------------------------------------------- paths no backend stores
 REFUSED = {
     "climbs out": "../up/x.npy",

@@ -450,3 +450,113 @@ def test_a_save_that_breaks_the_rules_fails_before_pausing(tmp_path: Path) -> No
     with pytest.raises(FileExistsError):
         ov.save(block(9), "p0")
     assert time.monotonic() - start < 5
+
+
+# ---------------------------------------------------------------- persistent I/O outside the lock
+class GatedDisk(DiskStorageBackend):
+    """A disk tier whose deletes and moves wait for a gate (a slow object store)."""
+
+    def __init__(self, root: Path, gate: threading.Event) -> None:
+        super().__init__(root, fsync=False)
+        self.gate = gate
+
+    def delete(self, path, *a, **k):
+        self.gate.wait(10)
+        return super().delete(path, *a, **k)
+
+    def move(self, src, dst, **k):
+        self.gate.wait(10)
+        return super().move(src, dst, **k)
+
+
+@pytest.mark.parametrize("slow_op", ["delete", "overwrite", "move", "delete_all"])
+def test_slow_persistent_deletes_and_moves_do_not_stall_other_entries(tmp_path: Path, slow_op: str) -> None:
+    gate = threading.Event()
+    ov = MemoryOverlay(GatedDisk(tmp_path / "spill", gate), budget=64 * KiB, background=False)
+    ov.ensure_directory("d")
+    ov.save(block(0), "d/victim")
+    ov.materialize("d/victim")  # it has a persistent copy, so the op below must touch the tier
+    ov.save(block(1), "other")
+    ops = {
+        "delete": lambda: ov.delete("d/victim"),
+        "overwrite": lambda: ov.save(block(5), "d/victim", overwrite=True),
+        "move": lambda: ov.move("d/victim", "moved"),
+        "delete_all": lambda: ov.delete_all("d"),
+    }
+    worker = threading.Thread(target=ops[slow_op])
+    worker.start()
+    time.sleep(0.1)  # the worker is now inside the gated persistent call
+    start = time.monotonic()
+    assert ov.load("other")[0] == 1
+    ov.save(block(2), "new")
+    assert ov.list_files(".") == sorted(["new", "other"] + (["moved"] if slow_op == "move" else []))
+    assert time.monotonic() - start < 3  # not waiting for the gated call (10 s)
+    gate.set()
+    worker.join(10)
+    assert not worker.is_alive()
+    check_invariants(ov)
+
+
+def test_a_new_copy_is_never_removed_by_the_late_delete_of_an_old_one(tmp_path: Path) -> None:
+    """Overwrite a spilled entry while the tier is slow to delete the old copy: the new entry's spill waits for
+    that delete, so the file left on the tier is the new version."""
+    gate = threading.Event()
+    ov = MemoryOverlay(GatedDisk(tmp_path / "spill", gate), budget=64 * KiB, background=False)
+    ov.save(block(1), "x.npy")
+    ov.materialize("x.npy")
+    writer = threading.Thread(target=ov.save, args=(block(2), "x.npy"), kwargs={"overwrite": True})
+    writer.start()
+    time.sleep(0.1)  # the old copy's delete is gated
+    spiller = threading.Thread(target=ov.materialize, args=("x.npy",))
+    spiller.start()
+    time.sleep(0.2)
+    assert spiller.is_alive()  # waiting for the old copy's delete, not racing it
+    gate.set()
+    writer.join(10)
+    spiller.join(10)
+    assert np.array_equal(DiskStorageBackend(tmp_path / "spill").load("x.npy"), block(2))
+    assert ov.tier("x.npy") == "memory+persistent"
+
+
+def test_a_copy_that_cannot_move_is_read_back_not_lost(tmp_path: Path) -> None:
+    class NoMove(DiskStorageBackend):
+        def move(self, *a, **k):
+            raise OSError(5, "the tier refused the move")
+
+    ov = MemoryOverlay(NoMove(tmp_path / "spill", fsync=False), budget=64 * KiB, background=False)
+    for i in range(5):
+        ov.save(block(i), f"e{i}")  # the first ones spill
+    assert ov.tier("e0") == "persistent"
+    ov.move("e0", "moved")
+    assert ov.tier("moved") == "memory" and ov.load("moved")[0] == 0  # read back from where its copy was
+    assert not ov.persistent.exists("e0")  # and that name is free again
+    ov.save(block(9), "e0")
+    ov.materialize("e0")
+    assert ov.persistent.load("e0")[0] == 9 and ov.load("moved")[0] == 0
+    check_invariants(ov)
+
+
+def test_containers_are_sized_deeply(tmp_path: Path) -> None:
+    ov = overlay(tmp_path, budget=256 * KiB)
+    ov.save([block(i) for i in range(3)], "list")  # 48 KiB of arrays in a list
+    ov.save({"a": block(1), "b": [block(2)]}, "dict")
+    assert ov.stats()["memory_bytes"] >= 5 * 16 * KiB
+    with pytest.raises(MemoryBudgetError):
+        ov.save([block(i) for i in range(16)], "too-big")  # 256 KiB of arrays: above the pause threshold alone
+
+
+def test_the_spiller_sleeps_until_woken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ov = overlay(tmp_path, budget=100 * KiB, target=0.3, spill=0.9, pause=1.0, background=True)
+    time.sleep(0.2)  # its first look at start-up
+    calls = []
+    real = ov.spill_to_target
+    monkeypatch.setattr(ov, "spill_to_target", lambda: (calls.append(time.monotonic()), real()))
+    time.sleep(1.0)
+    assert calls == []  # no polling with a budget of bytes (it looked every 250 ms before)
+    for i in range(3):
+        ov.save(block(i), f"e{i}")  # 48 KiB: above target
+    deadline = time.monotonic() + 5
+    while ov.stats()["memory_bytes"] > ov.target_bytes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls and ov.stats()["memory_bytes"] <= ov.target_bytes
+    ov.close()

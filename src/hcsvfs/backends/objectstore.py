@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import shutil
 import threading
 import time
 import uuid
@@ -439,7 +440,7 @@ class ObjectStoreBackend(StorageBackend):
 
     def _delete_empty_dir(self, path: str) -> None:
         with self._io("delete", path):
-            self.fs.rm(self._key(path), recursive=True)  # only hidden markers/temp keys are left
+            self._remove_tree(self._key(path))  # only hidden markers/temp keys are left
 
     def delete_all(self, path: P.PathLike) -> None:
         p = self._logical(path)
@@ -450,10 +451,37 @@ class ObjectStoreBackend(StorageBackend):
         self._check_not_root(p)
         key = self._key(p)
         with self._io("delete_all", p):
-            if self.cache is not None:
-                for full in self.fs.find(key, withdirs=False, detail=False):
-                    self.cache.invalidate(self.url + "/" + full[len(self._root) :].strip("/"))
-            self.fs.rm(key, recursive=True)  # one bulk request per 1000 keys on S3
+            removed = self._remove_tree(key)
+        if self.cache is not None:
+            for full in removed:
+                self.cache.invalidate(self.url + "/" + full[len(self._root) :].strip("/"))
+
+    def _remove_tree(self, key: str) -> list[str]:
+        """Delete every object under ``key``; returns their keys.
+
+        Not ``fs.rm(key, recursive=True)``: fsspec expands ``*?[`` in a path as a glob, so a
+        folder named ``a[1]`` or ``b*`` would not be found, or worse, match others. ``find``
+        lists by prefix, and the keys it returns are deleted as they are.
+        """
+        if self._is_local:
+            shutil.rmtree(key)
+            return []
+        keys = self.fs.find(key, withdirs=False, detail=False)
+        if self._is_s3:
+            bucket = self.fs.split_path(key)[0]
+            for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys a request
+                objects = [{"Key": self.fs.split_path(k)[1]} for k in keys[start : start + 1000]]
+                self.fs.call_s3("delete_objects", Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            self.fs.invalidate_cache(key)
+        else:
+            for k in keys:
+                self.fs.rm_file(k)
+            for d in sorted(self.fs.find(key, withdirs=True, detail=False), key=len, reverse=True):
+                with contextlib.suppress(OSError):
+                    self.fs.rmdir(d)  # pseudo-folders of stores that keep them (memory://)
+            with contextlib.suppress(OSError):
+                self.fs.rmdir(key)
+        return keys
 
     def copy(self, src: P.PathLike, dst: P.PathLike, *, overwrite: bool = False) -> None:
         s, d = self._logical(src), self._logical(dst)

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from .overlay import MemoryOverlay
-from .pressure import MemoryBudget, MemoryLimits, MemoryMonitor, effective_limit, memory_limits, read_psi
+from .pressure import (
+    MemoryBudget,
+    MemoryLimits,
+    MemoryMonitor,
+    effective_limit,
+    memory_limits,
+    read_psi,
+)
 from .selection import AutoPolicy, Placement, choose_backend
 
 __all__ = [
-    "MemoryOverlay",
-    "MemoryBudget",
-    "MemoryMonitor",
-    "MemoryLimits",
-    "memory_limits",
-    "effective_limit",
-    "read_psi",
     "AutoPolicy",
+    "MemoryBudget",
+    "MemoryLimits",
+    "MemoryMonitor",
+    "MemoryOverlay",
     "Placement",
     "choose_backend",
+    "effective_limit",
+    "memory_limits",
+    "read_psi",
 ]

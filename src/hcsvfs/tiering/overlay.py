@@ -10,78 +10,52 @@ Thresholds follow Dask's worker model, as fractions of the budget:
 An entry is written (atomically, by the persistent backend's own ``save``)
 before it is dropped from memory, so it is always in at least one tier. The
 namespace (directories, listings, save rules) lives in one index, so nothing
-is ever listed twice. Persistent I/O runs outside the overlay's lock: a slow
-spill blocks only operations on that same path.
+is ever listed twice. No persistent I/O runs under the overlay's lock: spills
+and restores claim their entry, and deletes and moves of persistent copies
+mark their paths pending (:mod:`.copies`), so a slow tier (S3) stalls only
+operations on the same paths, never every load and save.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import paths as P
-from ..arrays import nbytes
 from ..backends.base import StatResult, StorageBackend
 from ..backends.memory import MemoryStorageBackend
-from ..errors import InvalidPathError, MemoryBudgetError, UnsafeLoadError
+from ..errors import MemoryBudgetError, UnsafeLoadError
 from ..units import format_bytes
+from .copies import PersistentCopies, Stale
+from .entry import GONE, Entry
+from .levels import Levels
 from .pressure import MemoryBudget, MemoryMonitor, as_budget
+from .sizing import sizeof
+from .spiller import start_spiller
 from .stats import OverlayCounters
 
 __all__ = ["MemoryOverlay"]
 
 log = logging.getLogger(__name__)
 
-_GONE = object()  # an entry's object once it lives only on the persistent tier
 #: Errors that mean "the persistent tier can never store this object": keep it in memory for good.
 _UNSTORABLE = (TypeError, ValueError, UnsafeLoadError)
-
-
-def _sizeof(obj: Any) -> int:
-    """Bytes an object holds: array data exactly, other objects by their shallow size."""
-    return nbytes(obj) or sys.getsizeof(obj)
-
-
-@dataclass(eq=False)
-class _Entry:
-    """One file of the overlay; identity (not path) keys the LRU so a move needs no re-keying."""
-
-    path: str
-    obj: Any
-    size: int
-    options: dict[str, Any] = field(default_factory=dict)
-    persisted: bool = False  #: a copy is on the persistent tier (current unless the entry is resident)
-    pinned: bool = False
-    unspillable: str | None = None  #: why the persistent tier refused it
-    io: str | None = None  #: "spill", "restore" or "materialize" while persistent I/O is in flight
-    touched: bool = False  #: handed to a reader while a spill was writing it (it may have changed)
-
-    @property
-    def resident(self) -> bool:
-        return self.obj is not _GONE
-
-    def tier(self) -> str:
-        if not self.resident:
-            return "persistent"
-        return "memory+persistent" if self.persisted else "memory"
 
 
 class MemoryOverlay(StorageBackend):
     """Saves land in memory; under pressure the least-recently-used entries move to ``persistent``.
 
     ``budget`` is bytes (``"2GiB"``, an int, a :class:`MemoryBudget`) counted over
-    the objects the overlay holds, or None for a fraction of the process's
-    effective memory limit measured by RSS (:class:`MemoryMonitor`). Loads of
-    spilled entries bring them back transparently. ``adopt_existing=True``
-    indexes files already on the persistent tier (e.g. after a restart).
+    the objects the overlay holds (deeply: a list of arrays counts its arrays), or
+    None for a fraction of the process's effective memory limit measured by RSS
+    (:class:`MemoryMonitor`). Loads of spilled entries bring them back
+    transparently. ``adopt_existing=True`` indexes files already on the
+    persistent tier (e.g. after a restart).
     """
 
     name = "overlay"
@@ -98,36 +72,32 @@ class MemoryOverlay(StorageBackend):
         background: bool = True,
         adopt_existing: bool = False,
     ) -> None:
-        if not 0 < target <= spill <= pause <= 1:
-            raise ValueError(f"thresholds must satisfy 0 < target <= spill <= pause <= 1, got {target}, {spill}, {pause}")
         self.persistent = persistent
         self.budget = as_budget(budget)
+        self.levels = Levels.of(self.budget, target, spill, pause)
         self.limit = self.budget.limit
-        self.target_bytes = int(self.limit * target)
-        self.spill_bytes = int(self.limit * spill)
-        self.pause_bytes = int(self.limit * pause)
+        self.target_bytes, self.spill_bytes, self.pause_bytes = self.levels.target, self.levels.spill, self.levels.pause
         self.pause_timeout = pause_timeout
         self._store: dict[str, Any] = {}
-        self._index = MemoryStorageBackend(store=self._store)  # the namespace: path -> _Entry or DIRECTORY
+        self._index = MemoryStorageBackend(store=self._store)  # the namespace: path -> Entry or DIRECTORY
         self._index.name = self.name  # its contract errors then say "on the overlay backend"
         self._cond = threading.Condition(threading.RLock())
-        self._lru: OrderedDict[_Entry, None] = OrderedDict()  # spill candidates, oldest use first
+        self._lru: OrderedDict[Entry, None] = OrderedDict()  # spill candidates, oldest use first
+        self._copies = PersistentCopies(persistent, self._cond)
         self._resident = 0  # bytes of the objects held in memory
         self._reserved = 0  # bytes admitted by saves that are not inserted yet
         self._in_flight = 0
         self._counters = OverlayCounters()
         self._last_error: str | None = None
-        self._closed = False
+        self.closed = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         if adopt_existing:
             self._adopt()
         if background:
-            self._thread = threading.Thread(
-                target=_background_spiller, args=(weakref.ref(self), self._wake), name="hcsvfs-overlay-spill", daemon=True
-            )
-            self._thread.start()
+            self._thread = start_spiller(self, self._wake, self.budget.poll_s)
 
+    # ------------------------------------------------------------------ options
     def save_options(self, data: Any, path: str) -> frozenset[str]:
         return self.persistent.save_options(data, path)
 
@@ -139,20 +109,20 @@ class MemoryOverlay(StorageBackend):
         p = P.checked(path)
         # The options are for the persistent tier's save when this entry spills: check them now, not then.
         self._check_options("save", options, self.persistent.save_options(data, p), p)
-        size = _sizeof(data)
+        size = sizeof(data)
         self._admit(size, p, overwrite)
         with self._cond:
             try:
                 old = self._idle_entry(p)
-                entry = _Entry(p, data, size, dict(options))
+                entry = Entry(p, data, size, dict(options))
                 self._index.save(entry, p, overwrite=overwrite)  # the contract's checks and errors
-                if old is not None:
-                    self._discard(old)
+                stale = self._forget(old) if old is not None else []
                 self._resident += size
                 self._lru[entry] = None
                 self._counters.note_peak(self._resident)
             finally:
                 self._reserved -= size
+        self._copies.drop(stale)
         self._relieve()
 
     def load(self, path: P.PathLike, **options: Any) -> Any:
@@ -166,7 +136,7 @@ class MemoryOverlay(StorageBackend):
             st = self._index.stat(p)
             if st.is_dir:
                 return st
-            entry: _Entry = self._store[p]
+            entry: Entry = self._store[p]
             return StatResult(p, "file", size=entry.size, mtime=st.mtime, extra={"tier": entry.tier()})
 
     def exists(self, path: P.PathLike) -> bool:
@@ -192,25 +162,31 @@ class MemoryOverlay(StorageBackend):
         p = P.checked(path)
         with self._cond:
             if self._index.stat(p).is_file:
-                self._delete_file(p)
-                return
-            self._index.delete(p)  # raises DirectoryNotEmptyError for a non-empty one
-            self._drop_persistent_tree(p)
+                stale = self._remove_file(p)
+            else:
+                self._index.delete(p)  # raises DirectoryNotEmptyError for a non-empty one
+                stale = self._tree_gone(p)
+        self._copies.drop(stale)
 
     def delete_all(self, path: P.PathLike) -> None:
         p = P.checked(path)
         with self._cond:
             if self._index.stat(p).is_file:
-                self._delete_file(p)
-                return
-            self._check_not_root(p)
-            entries = self._idle_entries_below(p)
-            self._index.delete_all(p)
-            for entry in entries:
-                self._discard(entry, delete_persisted=False)
-            self._drop_persistent_tree(p)
+                stale = self._remove_file(p)
+            else:
+                self._check_not_root(p)
+                entries = self._idle_entries_below(p)
+                self._index.delete_all(p)
+                stale = [copy for entry in entries for copy in self._forget(entry, within=p)]
+                stale += self._tree_gone(p)
+        self._copies.drop(stale)
 
     def move(self, src: P.PathLike, dst: P.PathLike, *, overwrite: bool = False) -> None:
+        """Move in the namespace at once; the persistent copies follow outside the lock.
+
+        A copy that cannot be moved (the tier failed) stays where it is and is still found
+        there (``Entry.stored``); after a crash each copy is under its old name or its new one.
+        """
         s, d = P.checked(src), P.checked(dst)
         with self._cond:
             while True:  # checked again after every wait: the lock was released meanwhile
@@ -218,37 +194,59 @@ class MemoryOverlay(StorageBackend):
                 self._check_transfer(s, d, st, overwrite)
                 moving = [self._store[s]] if st.is_file else self._entries_below(s)
                 target = self._store.get(d) if st.is_file else None
-                replaced = target if isinstance(target, _Entry) else None
+                replaced = target if isinstance(target, Entry) else None
                 if all(e.io is None for e in [*moving, *([replaced] if replaced else [])]):
                     break
                 self._cond.wait()
-            # Persistent copies move first: a crash part-way leaves each one under its old or new name.
-            if replaced is not None and replaced.persisted:
-                self._persistent_delete(d)
-            for entry in moving:
-                if entry.persisted:
-                    new = d + entry.path[len(s) :]
-                    self._persistent_mkdirs(P.parent(new))
-                    self.persistent.move(entry.path, new, overwrite=True)
-            if st.is_dir:
-                self._drop_persistent_tree(s)
             self._index.move(s, d, overwrite=overwrite)
+            stale = self._forget(replaced) if replaced is not None else []
+            relocations: list[tuple[Entry, str, str]] = []  # (entry, where its copy is, where it goes)
             for entry in moving:
                 entry.path = d + entry.path[len(s) :]
-            if replaced is not None:
-                self._discard(replaced, delete_persisted=False)
+                if entry.stored is not None and entry.stored != entry.path:
+                    entry.io = "move"  # claimed: no spill or restore of it until its copy has moved
+                    self._in_flight += 1
+                    relocations.append((entry, entry.stored, entry.path))
+            emptied = self._tree_gone(s) if st.is_dir else []  # folders the moved copies leave behind
+        self._copies.drop(stale)  # first: a moved copy may take the replaced one's name
+        stale = []
+        moved: list[tuple[Entry, str, str]] = []
+        kept: list[tuple[Entry, Any]] = []  # copies that could not move, read back into memory
+        try:
+            for entry, old, new in relocations:
+                if self._copies.relocate(old, new):
+                    moved.append((entry, old, new))
+                    continue
+                # The copy is still at ``old`` (and found there); bring it back so that name is free again.
+                log.warning("moving the persistent copy of %r from %r failed; reading it back into memory", new, old)
+                with contextlib.suppress(Exception):
+                    kept.append((entry, entry.obj if entry.resident else self._copies.read(entry, {})))
+        finally:
+            with self._cond:
+                for entry, old, new in moved:
+                    self._copies.moved(entry, old, new)
+                for entry, obj in kept:
+                    if not entry.resident:
+                        entry.obj = obj
+                        self._resident += entry.size
+                        self._lru[entry] = None
+                    stale += self._copies.release(entry)
+                for entry, _, _ in relocations:
+                    entry.io = None
+                    self._in_flight -= 1
+                self._cond.notify_all()
+            self._copies.drop([*stale, *emptied])
 
     def _delete_file(self, path: str) -> None:
         with self._cond:
-            entry = self._idle_entry(path)
-            self._index.delete(path)
-            if entry is not None:
-                self._discard(entry)
+            stale = self._remove_file(path)
+        self._copies.drop(stale)
 
     def _delete_empty_dir(self, path: str) -> None:
         with self._cond:
             self._index.delete(path)
-            self._drop_persistent_tree(path)
+            stale = self._tree_gone(path)
+        self._copies.drop(stale)
 
     # ------------------------------------------------------------------ tiering API
     def pin(self, path: P.PathLike) -> None:
@@ -282,22 +280,27 @@ class MemoryOverlay(StorageBackend):
         p = P.checked(path)
         with self._cond:
             self._file_entry(p)
-            entry = self._idle_entry(p)
-            if entry is None or not entry.resident:
-                return  # already only on the persistent tier (or deleted meanwhile)
+            while True:
+                entry = self._idle_entry(p)
+                if entry is None or not entry.resident:
+                    return  # already only on the persistent tier (or deleted meanwhile)
+                if self._copies.may_write(entry):
+                    break
+                self._cond.wait()  # an older copy at this path is still being deleted or moved
             entry.io = "materialize"
             self._lru.pop(entry, None)
             self._in_flight += 1
-        error, seconds = self._write_out(entry)
+        error, seconds = self._copies.write(entry)
         with self._cond:
-            self._finish_io(entry, error, seconds, drop=False)
+            stale = self._finish_io(entry, error, seconds, drop=False)
+        self._copies.drop(stale)
         if error is not None:
             raise error
 
     def materialize_all(self) -> list[str]:
         """Materialise every resident entry the persistent tier can store; returns the paths written."""
         with self._cond:
-            paths = sorted(e.path for e in self._store.values() if isinstance(e, _Entry) and e.resident and e.unspillable is None)
+            paths = sorted(e.path for e in self._store.values() if isinstance(e, Entry) and e.resident and e.unspillable is None)
         written = []
         for p in paths:
             try:
@@ -317,7 +320,7 @@ class MemoryOverlay(StorageBackend):
     def stats(self) -> dict[str, Any]:
         """Bytes and entries per tier, spill/restore counts, bytes and throughput (MB/s), hits, pauses."""
         with self._cond:
-            entries = [e for e in self._store.values() if isinstance(e, _Entry)]
+            entries = [e for e in self._store.values() if isinstance(e, Entry)]
             snapshot = {
                 "limit_bytes": self.limit,
                 "target_bytes": self.target_bytes,
@@ -338,9 +341,13 @@ class MemoryOverlay(StorageBackend):
             snapshot.update(self._counters.as_dict())
             return snapshot
 
+    def spill_to_target(self) -> None:
+        """Spill LRU entries until memory is back at the target (half of it under PSI pressure): the spiller's job."""
+        self._spill_down(sync=False, under_pressure=self.budget.under_pressure())
+
     def close(self) -> None:
         """Stop the background spiller (entries stay where they are)."""
-        self._closed = True
+        self.closed = True
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
@@ -350,26 +357,6 @@ class MemoryOverlay(StorageBackend):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ------------------------------------------------------------------ pressure levels (lock held)
-    def _process(self) -> int | None:
-        return self.budget.process_used()
-
-    def _fits(self, size: int) -> bool:
-        process = self._process()
-        within = self._resident + self._reserved + size <= self.pause_bytes
-        return within and (process is None or process <= self.pause_bytes)
-
-    def _above_spill(self) -> bool:
-        process = self._process()
-        return self._resident > self.spill_bytes or (process is not None and process > self.spill_bytes)
-
-    def _needs_spill(self, *, sync: bool) -> bool:
-        """Managed bytes above target, or process memory (where measured) above spill; once a save has
-        crossed spill (``sync``), process memory is brought back to target, as Dask's workers do."""
-        process = self._process()
-        process_limit = self.target_bytes if sync else self.spill_bytes
-        return self._resident > self.target_bytes or (process is not None and process > process_limit)
 
     # ------------------------------------------------------------------ spilling
     def _admit(self, size: int, path: str, overwrite: bool) -> None:
@@ -386,7 +373,7 @@ class MemoryOverlay(StorageBackend):
         failures = 0
         while True:
             with self._cond:
-                if self._fits(size):
+                if self.levels.fits(self._resident + self._reserved, size):
                     self._reserved += size  # held until save() inserts the entry
                     if deadline is not None:
                         self._counters.pause_seconds += time.monotonic() - (deadline - self.pause_timeout)
@@ -409,8 +396,8 @@ class MemoryOverlay(StorageBackend):
     def _relieve(self) -> None:
         """Above ``spill``: spill synchronously down to ``target``; above ``target``: wake the background spiller."""
         with self._cond:
-            if not self._above_spill():
-                if self._needs_spill(sync=False) and self._thread is not None:
+            if not self.levels.above_spill(self._resident):
+                if self.levels.needs_spill(self._resident, sync=False) and self._thread is not None:
                     self._wake.set()
                 return
         self._spill_down(sync=True)
@@ -420,7 +407,7 @@ class MemoryOverlay(StorageBackend):
         failures = 0
         while True:
             with self._cond:
-                busy = self._needs_spill(sync=sync)
+                busy = self.levels.needs_spill(self._resident, sync=sync)
                 if not busy and under_pressure:
                     busy = self._resident > self.target_bytes // 2
                 if not busy or failures > len(self._lru):
@@ -430,42 +417,42 @@ class MemoryOverlay(StorageBackend):
                     return
             failures = 0 if self._spill(victim) else failures + 1
 
-    def _claim_victim(self) -> _Entry | None:
-        """Take the least-recently-used spillable entry off the LRU and mark it as being spilled (lock held)."""
-        if not self._lru:
-            return None
-        entry, _ = self._lru.popitem(last=False)
-        entry.io = "spill"
-        entry.touched = False
-        self._in_flight += 1
-        return entry
+    def _claim_victim(self) -> Entry | None:
+        """Take the least-recently-used spillable entry off the LRU and mark it as being spilled (lock held).
 
-    def _spill(self, entry: _Entry) -> bool:
+        An entry whose path is still taken by another copy (being deleted, or of an entry moved away whose
+        copy could not follow it) is passed over for now.
+        """
+        for entry in self._lru:
+            if entry.io is None and self._copies.may_write(entry):
+                del self._lru[entry]
+                entry.io = "spill"
+                entry.touched = False
+                self._in_flight += 1
+                return entry
+        return None
+
+    def _spill(self, entry: Entry) -> bool:
         """Write a claimed entry to the persistent tier, then drop it from memory; True on success."""
-        error, seconds = self._write_out(entry)
+        error, seconds = self._copies.write(entry)
         with self._cond:
-            self._finish_io(entry, error, seconds, drop=True)
+            stale = self._finish_io(entry, error, seconds, drop=True)
+        self._copies.drop(stale)
         return error is None
 
-    def _write_out(self, entry: _Entry) -> tuple[Exception | None, float]:
-        """The persistent write, outside the lock (the entry is claimed, so nobody else changes it)."""
-        start = time.perf_counter()
-        try:
-            self._persistent_mkdirs(P.parent(entry.path))
-            self.persistent.save(entry.obj, entry.path, overwrite=True, **entry.options)
-        except Exception as exc:  # classified by _finish_io; never lost: the entry stays in memory
-            return exc, time.perf_counter() - start
-        return None, time.perf_counter() - start
+    def _finish_io(self, entry: Entry, error: Exception | None, seconds: float, *, drop: bool) -> list[tuple[str, str]]:
+        """Apply the outcome of a spill or materialise (lock held) and wake whoever waits.
 
-    def _finish_io(self, entry: _Entry, error: Exception | None, seconds: float, *, drop: bool) -> None:
-        """Apply the outcome of a spill or materialise (lock held) and wake whoever waits."""
+        Returns an older copy the entry no longer needs (marked pending), for the caller to drop.
+        """
         entry.io = None
         self._in_flight -= 1
+        stale: list[tuple[str, str]] = []
         if error is None:
-            entry.persisted = True
+            stale = self._copies.written(entry)  # and the copy a failed relocation left behind goes
             if drop and not entry.touched:
                 self._counters.spilled(entry.size, seconds)
-                entry.obj = _GONE
+                entry.obj = GONE
                 self._resident -= entry.size
             else:
                 self._counters.materialized(entry.size)
@@ -482,6 +469,7 @@ class MemoryOverlay(StorageBackend):
             if not entry.pinned:
                 self._lru[entry] = None  # most recent end, so the next attempt picks another entry
         self._cond.notify_all()
+        return stale
 
     # ------------------------------------------------------------------ restoring
     def _fetch(self, p: str, options: dict[str, Any], *, pin: bool) -> Any:
@@ -489,9 +477,6 @@ class MemoryOverlay(StorageBackend):
         with self._cond:
             while True:
                 entry = self._file_entry(p)
-                if entry.io == "restore":
-                    self._cond.wait()
-                    continue
                 if entry.resident:
                     self._counters.hits += 1
                     if entry.io is not None:
@@ -499,24 +484,26 @@ class MemoryOverlay(StorageBackend):
                     elif entry in self._lru:
                         self._lru.move_to_end(entry)
                     return entry.obj
+                if entry.io is not None:  # being restored or moved by another thread: wait for it
+                    self._cond.wait()
+                    continue
                 entry.io = "restore"
                 self._counters.misses += 1
                 break
         start = time.perf_counter()
-        load_options = {"allow_pickle": True} if entry.options.get("allow_pickle") else {}
         try:
-            obj = self.persistent.load(p, **{**load_options, **options})
+            obj = self._copies.read(entry, options)
         except BaseException:
             with self._cond:
                 entry.io = None
                 self._cond.notify_all()
             raise
-        size = _sizeof(obj)
+        size = sizeof(obj)
         with self._cond:
             self._counters.restored(size, time.perf_counter() - start)
             entry.io = None
             # Cached only within the pause threshold (a pin insists); otherwise the caller just gets the object.
-            if pin or (size <= self.target_bytes and self._fits(size)):
+            if pin or (size <= self.target_bytes and self.levels.fits(self._resident + self._reserved, size)):
                 entry.obj, entry.size = obj, size
                 self._resident += size
                 self._counters.note_peak(self._resident)
@@ -528,25 +515,25 @@ class MemoryOverlay(StorageBackend):
         return obj
 
     # ------------------------------------------------------------------ bookkeeping (lock held)
-    def _file_entry(self, p: str) -> _Entry:
+    def _file_entry(self, p: str) -> Entry:
         """The entry at ``p``; FileNotFoundError / IsADirectoryError with the contract's messages otherwise."""
-        entry: _Entry = self._index.load(p)
+        entry: Entry = self._index.load(p)
         return entry
 
-    def _idle_entry(self, p: str) -> _Entry | None:
+    def _idle_entry(self, p: str) -> Entry | None:
         """The file entry at ``p`` once no persistent I/O is in flight for it; None if no file is there."""
         while True:
             entry = self._store.get(p)
-            if not isinstance(entry, _Entry):
+            if not isinstance(entry, Entry):
                 return None
             if entry.io is None:
                 return entry
             self._cond.wait()
 
-    def _entries_below(self, p: str) -> list[_Entry]:
+    def _entries_below(self, p: str) -> list[Entry]:
         return [self._store[k] for k in self._index.list_files(p, recursive=True)]
 
-    def _idle_entries_below(self, p: str) -> list[_Entry]:
+    def _idle_entries_below(self, p: str) -> list[Entry]:
         """Every file entry under directory ``p`` once none has persistent I/O in flight."""
         while True:
             entries = self._entries_below(p)
@@ -554,30 +541,26 @@ class MemoryOverlay(StorageBackend):
                 return entries
             self._cond.wait()
 
-    def _discard(self, entry: _Entry, *, delete_persisted: bool = True) -> None:
-        """Forget a replaced or deleted entry: its memory and, unless told otherwise, its persistent copy."""
+    def _remove_file(self, p: str) -> list[tuple[str, str]]:
+        """Delete the file entry at ``p`` from the index and memory; what is left to drop on the persistent tier."""
+        entry = self._idle_entry(p)
+        self._index.delete(p)
+        return self._forget(entry) if entry is not None else []
+
+    def _forget(self, entry: Entry, *, within: str | None = None) -> Stale:
+        """Drop a replaced or deleted entry from memory and give up its persistent copy (the caller drops it),
+        unless that lies in folder ``within``, which the caller drops whole."""
         if entry.resident:
             self._resident -= entry.size
             self._lru.pop(entry, None)
-            entry.obj = _GONE
-        if entry.persisted and delete_persisted:
-            self._persistent_delete(entry.path)
+            entry.obj = GONE
         self._cond.notify_all()
+        return self._copies.release(entry, within=within)
 
-    def _persistent_delete(self, p: str) -> None:
-        # InvalidPathError: a name the persistent tier refuses (e.g. too long) was never spilled there.
-        with contextlib.suppress(FileNotFoundError, InvalidPathError):
-            self.persistent.delete(p)
-
-    def _persistent_mkdirs(self, directory: str) -> None:
-        if directory not in (".", "/"):
-            self.persistent.ensure_directory(directory)
-
-    def _drop_persistent_tree(self, p: str) -> None:
-        """Remove what is left of directory ``p`` on the persistent tier (only folders: its files were handled)."""
-        with contextlib.suppress(FileNotFoundError, InvalidPathError):  # see _persistent_delete
-            if self.persistent.is_dir(p):
-                self.persistent.delete_all(p)
+    def _tree_gone(self, p: str) -> Stale:
+        """Folder ``p`` left the namespace: what is left of it on the persistent tier goes too."""
+        self._copies.mark(trees=[p])
+        return [(p, "tree")]
 
     def _adopt(self) -> None:
         """Index the files already on the persistent tier as spilled entries."""
@@ -585,10 +568,11 @@ class MemoryOverlay(StorageBackend):
             parent = P.parent(f)
             if parent not in (".", "/"):
                 self._index.ensure_directory(parent)
-            self._store[f] = _Entry(f, _GONE, self.persistent.stat(f).size, persisted=True)
+            entry = self._store[f] = Entry(f, GONE, self.persistent.stat(f).size)
+            self._copies.adopt(entry, f)
 
     def _budget_error(self, size: int, path: str) -> MemoryBudgetError:
-        entries = [e for e in self._store.values() if isinstance(e, _Entry) and e.resident]
+        entries = [e for e in self._store.values() if isinstance(e, Entry) and e.resident]
         pinned = sum(e.size for e in entries if e.pinned)
         unspillable = sum(e.size for e in entries if e.unspillable and not e.pinned)
         detail = f"; last spill error: {self._last_error}" if self._last_error else ""
@@ -603,19 +587,4 @@ class MemoryOverlay(StorageBackend):
 
     def __repr__(self) -> str:
         return f"<MemoryOverlay over {self.persistent!r} limit={format_bytes(self.limit)}>"
-
-
-def _background_spiller(ref: weakref.ref[MemoryOverlay], wake: threading.Event) -> None:
-    """Spill to target while the overlay lives; holds it only weakly so an unused overlay can be collected."""
-    while True:
-        overlay = ref()
-        if overlay is None or overlay._closed:
-            return
-        try:
-            overlay._spill_down(sync=False, under_pressure=overlay.budget.under_pressure())
-        except Exception:  # the thread must survive a surprise; the saving thread still spills synchronously
-            log.exception("background spill failed")
-        del overlay
-        wake.wait(0.25)
-        wake.clear()
 

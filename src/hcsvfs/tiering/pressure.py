@@ -21,16 +21,16 @@ import psutil
 from ..units import parse_bytes
 
 __all__ = [
-    "MemoryLimits",
     "PSI",
-    "memory_limits",
-    "effective_limit",
-    "process_rss",
-    "system_available",
-    "read_psi",
-    "MemoryMonitor",
     "MemoryBudget",
+    "MemoryLimits",
+    "MemoryMonitor",
     "as_budget",
+    "effective_limit",
+    "memory_limits",
+    "process_rss",
+    "read_psi",
+    "system_available",
 ]
 
 # cgroup v1 writes PAGE_COUNTER_MAX (about 2**63 rounded down to a page) for "no limit".
@@ -165,6 +165,9 @@ class MemoryBudget:
         if self.limit <= 0:
             raise ValueError(f"a memory budget must be positive, got {limit!r}; e.g. budget='2GiB'")
 
+    #: Pressure on a budget of bytes rises only through the overlay's own saves, which wake its spiller.
+    poll_s: float | None = None
+
     def process_used(self) -> int | None:
         """Not tracked for an explicit budget."""
         return None
@@ -180,13 +183,19 @@ class MemoryBudget:
 class MemoryMonitor:
     """A fraction of the effective memory limit, measured by process RSS, with PSI as an early signal.
 
-    Polling is cheap (one ``/proc/self/statm`` read through psutil); results are
+    An overlay's spiller checks it whenever a save wakes it and every ``poll_s`` seconds. Polling is cheap (one ``/proc/self/statm`` read through psutil); results are
     cached for ``cache_s`` so a hot save loop does not re-read them every call.
     """
 
-    def __init__(self, fraction: float = 0.8, *, psi_threshold: float = 10.0, cache_s: float = 0.01) -> None:
+    def __init__(
+        self, fraction: float = 0.8, *, psi_threshold: float = 10.0, cache_s: float = 0.01, poll_s: float = 1.0
+    ) -> None:
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction of the memory limit must be in (0, 1], got {fraction}")
+        if not poll_s > 0:
+            raise ValueError(f"poll_s must be a positive number of seconds, got {poll_s!r}")
+        #: RSS can rise through allocations the overlay never sees: its spiller looks this often as well.
+        self.poll_s: float | None = poll_s
         self.limits = memory_limits()
         self.limit = int(self.limits.effective * fraction)
         self.psi_threshold = psi_threshold

@@ -48,8 +48,7 @@ class OverlayCounters:
         self.restore_seconds += seconds
 
     def note_peak(self, resident: int) -> None:
-        if resident > self.peak_memory_bytes:
-            self.peak_memory_bytes = resident
+        self.peak_memory_bytes = max(self.peak_memory_bytes, resident)
 
     def as_dict(self) -> dict[str, Any]:
         """Every counter plus spill and restore throughput in MB/s (None before the first one)."""
