@@ -237,3 +237,23 @@ def test_prometheus_http_endpoint_serves_live_counts() -> None:
         thread.join(timeout=10)
     assert 'hcsvfs_operations_total{backend="zarr",operation="save_batch"} 1.0' in first
     assert 'hcsvfs_bytes_total{backend="zarr",operation="save_batch"} 2000.0' in second
+
+
+def test_tables_of_finished_threads_are_folded_not_kept() -> None:
+    """A process that runs many short-lived threads (a thread pool per batch) keeps one table, not one per thread."""
+    import gc
+    import threading
+
+    from hcsvfs.metrics.collector import Metrics
+
+    m = Metrics()
+    for _ in range(20):
+        threads = [threading.Thread(target=m.record, args=("disk", "save", 0.001, 10, None)) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    gc.collect()
+    assert len(m._per_thread) <= 1  # this thread's own table at most
+    ops = m.snapshot()["operations"]["disk"]["save"]
+    assert ops["count"] == 200 and ops["bytes"] == 2000

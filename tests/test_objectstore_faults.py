@@ -124,3 +124,26 @@ def test_default_s3_options_bound_timeouts_and_keep_no_listing_cache() -> None:
     custom = ObjectStoreBackend("s3://bucket/x", endpoint_url="http://127.0.0.1:1", config_kwargs={"read_timeout": 2})
     assert custom.fs.config_kwargs["read_timeout"] == 2  # the caller's value wins...
     assert custom.fs.config_kwargs["connect_timeout"] == config["connect_timeout"]  # ...the other defaults stay
+
+
+@pytest.mark.s3
+def test_the_retry_setting_stays_on_our_own_s3fs_instance() -> None:
+    """s3fs caches file systems by their options: setting retries on the cached one would change it for every
+    other user of s3fs with the same endpoint in the process."""
+    import pickle
+
+    import s3fs
+
+    from s3_server import new_s3_url
+
+    from hcsvfs.backends.objectstore import fsspec_options
+
+    url, options = new_s3_url()
+    same = fsspec_options(url, options)  # exactly the options the backend gives s3fs
+    theirs = s3fs.S3FileSystem(**same)  # someone else's
+    default = theirs.retries
+    ours = ObjectStoreBackend(url, **options)
+    assert ours.fs.retries == 2 and ours.fs is not theirs
+    assert s3fs.S3FileSystem(**same) is theirs and theirs.retries == default != 2
+    again = pickle.loads(pickle.dumps(ours))  # a worker's copy has the setting too, on an instance of its own
+    assert again.fs.retries == 2 and again.fs is not theirs and theirs.retries == default

@@ -6,6 +6,8 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -126,9 +128,34 @@ def test_abstract_step_can_do_its_own_io(plate: str, tmp_path: Path) -> None:
 
 def test_intermediates_of_a_finished_well_are_freed(plate: str, tmp_path: Path) -> None:
     storage = StorageConfig(output_backend="disk", spill_dir=str(tmp_path))
+    memory = storage.filemanager().get_backend("memory")  # held here, so the run leaves it open
+    wells_seen = []
+    design_example().run(plate, str(tmp_path / "p"), storage=storage, on_well=lambda w, r: wells_seen.append(w))
+    assert len(wells_seen) == len(WELLS) and memory.list_files(".", recursive=True) == []
+    storage.close()
+
+
+def test_a_run_closes_the_filemanager_it_built(plate: str, tmp_path: Path) -> None:
+    """The overlay's thread and spill folder end with the run; a worker keeps at most four FileManagers."""
+    from hcsvfs.pipeline.pipeline import _FILEMANAGERS
+
+    storage = StorageConfig(output_backend="disk", budget="64MiB", spill_dir=str(tmp_path / "spill"))
+    (tmp_path / "spill").mkdir()
+    threads_before = {t.name for t in threading.enumerate()}
     design_example().run(plate, str(tmp_path / "p"), storage=storage)
-    memory = storage.filemanager().get_backend("memory")
-    assert memory.list_files(".", recursive=True) == []
+    assert storage not in _FILEMANAGERS
+    assert list((tmp_path / "spill").iterdir()) == []  # the spill folder is gone
+    deadline = time.monotonic() + 5
+    while "hcsvfs-overlay-spill" in {t.name for t in threading.enumerate()} - threads_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "hcsvfs-overlay-spill" not in {t.name for t in threading.enumerate()} - threads_before
+    configs = [StorageConfig(output_backend="disk", budget=f"{n + 1}MiB", spill_dir=str(tmp_path / "spill")) for n in range(6)]
+    overlays = [c.filemanager().get_backend("overlay") for c in configs]  # a long-lived worker, plate after plate
+    assert len(_FILEMANAGERS) <= 4 and sum(o.closed for o in overlays) >= 2 and not overlays[-1].closed
+    assert len(list((tmp_path / "spill").iterdir())) <= 4
+    for c in configs:
+        c.close()
+    assert list((tmp_path / "spill").iterdir()) == []
 
 
 def test_rerun_skips_complete_wells_and_rerun_true_redoes_them(plate: str, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -192,3 +193,17 @@ def test_explicit_budget() -> None:
     assert as_budget("1MiB").limit == 1024**2
     assert as_budget(budget) is budget
     assert isinstance(as_budget(None), MemoryMonitor)
+
+
+def test_a_forked_child_measures_itself_not_its_parent() -> None:
+    from reliability_helpers import run_in_child
+
+    from hcsvfs.tiering import pressure
+
+    pressure.process_rss()  # the parent has made its handle
+
+    def child() -> tuple[int, int]:
+        return os.getpid(), pressure._this_process().pid
+
+    pid, measured = run_in_child(child)
+    assert pid == measured != os.getpid()

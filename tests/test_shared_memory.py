@@ -151,6 +151,28 @@ def test_namespace_of_a_dead_owner_is_destroyed_by_the_next_owner() -> None:
         fresh.close()
 
 
+def test_a_live_owner_in_another_pid_namespace_is_never_reaped() -> None:
+    """A neighbouring container sharing /dev/shm has PIDs this process cannot see: its namespace looks orphaned
+    by PID, but its owner lock is held, so it stays; and a dead owner whose PID was reused is reaped."""
+    from hcsvfs.backends import shared_memory as shm_mod
+
+    neighbour = SharedMemoryStorageBackend()  # stands in for the other container's owner: it holds the lock
+    neighbour.save(np.ones(10), "x.npy")
+    unseen = neighbour._index_dir.with_name(f"hcsvfs-shm-999999999-{neighbour._token}")  # a PID we cannot see
+    os.rename(neighbour._index_dir, unseen)
+    reused = SharedMemoryStorageBackend()  # a dead owner whose PID (ours) is alive again: lock free, PID alive
+    _obj, _destroy, (_dir, _token, alive), _kw = reused._finalizer.detach()
+    alive.release()  # as the kernel does when the owner dies
+    reused_dir = reused._index_dir
+    try:
+        shm_mod._reap_orphans()
+        assert unseen.is_dir() and neighbour.segments()  # the neighbour's live data is untouched
+        assert not reused_dir.exists()  # reaped although a process with its PID is alive
+    finally:
+        os.rename(unseen, neighbour._index_dir)
+        neighbour.close()
+
+
 def test_pickles_as_a_handle_to_the_same_namespace(shm: SharedMemoryStorageBackend) -> None:
     shm.save(np.arange(3), "a.npy")
     twin = pickle.loads(pickle.dumps(shm))

@@ -375,6 +375,16 @@ class FileManager:
         if wanted and directory not in (".", "/"):
             b.ensure_directory(directory)
 
+    def close(self) -> None:
+        """Close the backends of this FileManager's registry (see :meth:`StorageRegistry.close`)."""
+        self.registry.close()
+
+    def __enter__(self) -> FileManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"<FileManager backends={self.registry.names()}>"
 

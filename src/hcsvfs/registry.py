@@ -130,6 +130,16 @@ class StorageRegistry:
             del self._factories[key]
             return instance
 
+    def close(self) -> None:
+        """Close every backend made so far that has a ``close()`` (overlays stop their threads, shared memory
+        unlinks what it owns); names stay registered."""
+        with self._lock:
+            made = list(self._instances.values())
+        for backend in made:
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close()
+
     def names(self) -> list[str]:
         """Every registered name (instantiated or not), sorted."""
         with self._lock:

@@ -123,7 +123,7 @@ class DiskStorageBackend(StorageBackend):
     def list_dir(self, path: P.PathLike = ".") -> list[str]:
         p = P.normalize(path)
         self._require_dir(p)
-        return sorted(n for n in os.listdir(self._phys(p)) if not is_temp_name(n))
+        return sorted(n for n in os.listdir(self._phys(p)) if not P.is_reserved_name(n))
 
     def list_files(
         self,
@@ -142,7 +142,7 @@ class DiskStorageBackend(StorageBackend):
             logical_dir, phys_dir = stack.pop()
             with os.scandir(phys_dir) as it:
                 for entry in it:
-                    if is_temp_name(entry.name):
+                    if P.is_reserved_name(entry.name):
                         continue
                     if entry.is_dir(follow_symlinks=False):
                         if recursive:
@@ -207,7 +207,7 @@ class DiskStorageBackend(StorageBackend):
         source, target = self._phys(s), self._phys(d)
         if st.is_dir:
             self._refuse_links_out(s, source)  # before anything is copied: copytree reads through links
-            shutil.copytree(source, target, ignore=lambda _d, names: [n for n in names if is_temp_name(n)])
+            shutil.copytree(source, target, ignore=lambda _d, names: [n for n in names if P.is_reserved_name(n)])
             return
 
         atomic_write(target, lambda fh: _copy_into(source, fh), overwrite=overwrite, fsync=self.fsync, logical=d)

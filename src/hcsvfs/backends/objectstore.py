@@ -114,9 +114,7 @@ class ObjectStoreBackend(StorageBackend):
         self._is_s3 = protocol in ("s3", "s3a")
         options = fsspec_options(self.url, options)
         self._options = options  # may hold credentials: never printed, logged or put in a message
-        self.fs, root = fsspec.core.url_to_fs(self.url, **options)
-        if self._is_s3:
-            self.fs.retries = _S3_RETRIES  # not a constructor option of s3fs; instances with equal options share it
+        self.fs, root = self._make_fs()
         self._root = root.rstrip("/") if root not in ("/", "") else root
         self._is_local = "file" in fs_protocols(self.fs)
         if self._is_s3 and not self._root.strip("/"):
@@ -540,14 +538,26 @@ class ObjectStoreBackend(StorageBackend):
             return True
         return time.time() - started > self.claim_ttl
 
+    def _make_fs(self) -> tuple[Any, str]:
+        """The file system and root path of the URL. On S3 a file system of our own (not fsspec's cached one
+        for these options, which other code may share): its ``retries`` is set here, and s3fs has no option for it."""
+        import fsspec
+
+        if not self._is_s3:
+            return fsspec.core.url_to_fs(self.url, **self._options)
+        fs, root = fsspec.core.url_to_fs(self.url, skip_instance_cache=True, **self._options)
+        fs.retries = _S3_RETRIES
+        return fs, root
+
     def __getstate__(self) -> dict[str, Any]:
-        # Picklable for process pools and Dask workers: the per-thread batch state is rebuilt there.
+        # Picklable for process pools and Dask workers: the file system and per-thread batch state are rebuilt there.
         state = dict(self.__dict__)
-        del state["_batch"]
+        del state["_batch"], state["fs"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.fs, _ = self._make_fs()
         self._batch = threading.local()
 
     def __repr__(self) -> str:

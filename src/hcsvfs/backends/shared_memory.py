@@ -8,8 +8,11 @@ so save rules, listings, moves and atomic replacement are the disk backend's.
 Lifetime: segments are unregistered from Python's resource tracker (which on
 3.11 would unlink a segment when *any* attaching process exits); the owner
 unlinks every segment of its namespace on ``close()``, at interpreter exit, and
-when a later owner finds a namespace whose owning process is gone. Segments of
-a worker killed mid-write are found by their name prefix, not the index.
+when a later owner finds a namespace whose owner is gone. "Gone" is told by a
+lock the owner holds on a file in its index for as long as it lives (the kernel
+drops it when the process dies), not by its PID: a process in another
+container sharing ``/dev/shm`` has a PID this one cannot see. Segments of a
+worker killed mid-write are found by their name prefix, not the index.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = ["SharedMemoryStorageBackend"]
 _SHM_DIR = Path("/dev/shm")
 _INDEX_PREFIX = "hcsvfs-shm-"  # index folder: hcsvfs-shm-<owner pid>-<token>
 _SEGMENT_PREFIX = "hcsvfs_"  # segment: hcsvfs_<token>_<random>
+_OWNER_LOCK = P.RESERVED_PREFIX + "owner"  # in the index folder, locked by the owner while it lives
 
 
 def _index_base() -> Path:
@@ -98,9 +102,11 @@ class SharedMemoryStorageBackend(DiskStorageBackend):
             )
         self._attached: dict[str, shared_memory.SharedMemory] = {}
         self._lock = threading.Lock()
-        self._finalizer = (
-            weakref.finalize(self, _destroy_namespace, self._index_dir, self._token) if self.owner else None
-        )
+        self._finalizer = None
+        if self.owner:
+            alive = _owner_lock(self._index_dir)
+            alive.acquire()  # held until the namespace is destroyed, or the process dies
+            self._finalizer = weakref.finalize(self, _destroy_namespace, self._index_dir, self._token, alive)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (SharedMemoryStorageBackend, (self.namespace,), None)
@@ -282,8 +288,15 @@ class SharedMemoryStorageBackend(DiskStorageBackend):
         return f"<SharedMemoryStorageBackend namespace={self.namespace!r} owner={self.owner}>"
 
 
-def _destroy_namespace(index_dir: Path, token: str) -> None:
-    """Unlink every segment of a namespace and remove its index (owner close, exit, or orphan reaping)."""
+def _owner_lock(index_dir: Path) -> Any:
+    from filelock import FileLock
+
+    return FileLock(index_dir / _OWNER_LOCK, timeout=0, thread_local=False)
+
+
+def _destroy_namespace(index_dir: Path, token: str, alive: Any = None) -> None:
+    """Unlink every segment of a namespace and remove its index (owner close, exit, or orphan reaping);
+    then let go of ``alive``, the owner lock held meanwhile."""
     prefix = f"{_SEGMENT_PREFIX}{token}_"
     names: set[str] = set()
     if _SHM_DIR.is_dir():
@@ -295,16 +308,29 @@ def _destroy_namespace(index_dir: Path, token: str) -> None:
     for name in names:
         _unlink_segment(name)
     shutil.rmtree(index_dir, ignore_errors=True)
+    if alive is not None:
+        alive.release()
 
 
 def _reap_orphans() -> None:
-    """Destroy namespaces whose owner process died without closing them (e.g. SIGKILL)."""
+    """Destroy namespaces whose owner died without closing them (e.g. SIGKILL)."""
+    from filelock import Timeout
+
     base = _index_base()
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
             if not entry.name.startswith(_INDEX_PREFIX):
                 continue
             pid_text, _, token = entry.name[len(_INDEX_PREFIX) :].partition("-")
-            if pid_text.isdigit() and token and not _pid_alive(int(pid_text)):
+            if not (pid_text.isdigit() and token):
+                continue
+            if (entry / _OWNER_LOCK).exists():
+                lock = _owner_lock(entry)
+                try:
+                    lock.acquire()  # only possible once the owner is gone, whatever PID namespace it ran in
+                except Timeout:
+                    continue
+                _destroy_namespace(entry, token, lock)
+            elif not _pid_alive(int(pid_text)):  # a namespace older than owner locks
                 _destroy_namespace(entry, token)
 

@@ -73,16 +73,18 @@ def run_demo(output: Path = Path("demo_output"), *, wells: int = WELLS, fields: 
     written = time.perf_counter() - start
 
     storage = StorageConfig(budget=BUDGET, spill_dir=str(output))
-    with _progress(console) as progress:
-        task = progress.add_task("processing wells", total=wells)
-        report = demo_pipeline().run(
-            str(plate_in), str(plate_out), storage=storage, executor=ProcessPoolExecutor(workers), rerun=True,
-            on_well=lambda well, result: progress.advance(task),
-        )
-    report.raise_for_failures()
-
-    zarr = storage.filemanager().get_backend("zarr")
-    checked = zarr.validate(str(plate_out))  # ome-zarr-models; raises on invalid NGFF
+    try:
+        fm = storage.filemanager()  # held by the demo, so the run leaves it open for the checks below
+        with _progress(console) as progress:
+            task = progress.add_task("processing wells", total=wells)
+            report = demo_pipeline().run(
+                str(plate_in), str(plate_out), storage=storage, executor=ProcessPoolExecutor(workers), rerun=True,
+                on_well=lambda well, result: progress.advance(task),
+            )
+        report.raise_for_failures()
+        checked = fm.get_backend("zarr").validate(str(plate_out))  # ome-zarr-models; raises on invalid NGFF
+    finally:
+        storage.close()
     table = report.table()
     table.to_csv(output / "measurements.csv", index=False)
     save_overview(report, output / "overview.png")

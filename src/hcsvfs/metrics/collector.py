@@ -66,9 +66,11 @@ class Metrics:
     def __init__(self, *, enabled: bool = True) -> None:
         self._lock = threading.Lock()
         # One dict of records per recording thread: record() needs no lock (a contended lock cost more than
-        # the rest of record); snapshot() sums them.
+        # the rest of record); snapshot() sums them. When a thread ends, its dict is folded into _retired,
+        # so a process that runs many short-lived threads keeps one table, not one per thread it ever had.
         self._local = threading.local()
-        self._per_thread: list[dict[tuple[str, str], list[Any]]] = []
+        self._per_thread: dict[int, dict[tuple[str, str], list[Any]]] = {}
+        self._retired: dict[tuple[str, str], list[Any]] = {}
         self._events: dict[tuple[str, str], _EventStats] = {}
         self._sources: dict[str, Callable[[], dict[str, Any]]] = {}
         self._backend_lookup: Callable[[str], Any] | None = None
@@ -93,8 +95,9 @@ class Metrics:
     def reset(self) -> None:
         """Forget everything recorded so far (sources stay attached)."""
         with self._lock:
-            for ops in self._per_thread:
+            for ops in self._per_thread.values():
                 ops.clear()
+            self._retired.clear()
             self._events.clear()
             self._started = time.time()
 
@@ -106,9 +109,7 @@ class Metrics:
         try:
             ops = self._local.ops
         except AttributeError:
-            ops = self._local.ops = {}
-            with self._lock:
-                self._per_thread.append(ops)
+            ops = self._new_thread_table()
         st = ops.get((backend, operation))
         if st is None:
             st = ops[(backend, operation)] = _new_op()
@@ -186,23 +187,23 @@ class Metrics:
             "sources": collected,
         }
 
-    def _merged(self) -> dict[tuple[str, str], list[Any]]:
-        """Sum of the per-thread records (a thread still recording may be one operation ahead)."""
+    def _new_thread_table(self) -> dict[tuple[str, str], list[Any]]:
+        """This thread's table, registered; folded into the retired table when the thread ends."""
+        ops: dict[tuple[str, str], list[Any]] = {}
+        holder = _ThreadTable()
+        self._local.ops = ops
+        self._local.holder = holder  # dropped with the thread's locals, which runs the finalizer below
         with self._lock:
-            tables = list(self._per_thread)
+            self._per_thread[id(ops)] = ops
+        weakref.finalize(holder, _retire, weakref.ref(self), ops)
+        return ops
+
+    def _merged(self) -> dict[tuple[str, str], list[Any]]:
+        """Sum of the retired and the per-thread records (a thread still recording may be one operation ahead)."""
         out: dict[tuple[str, str], list[Any]] = {}
-        for ops in tables:
-            for key, st in list(ops.items()):  # list() copies atomically under the GIL
-                acc = out.get(key)
-                if acc is None:
-                    acc = out[key] = _new_op()
-                for i in (_COUNT, _ERRORS, _BYTES, _SECONDS):
-                    acc[i] += st[i]
-                acc[_MIN], acc[_MAX] = min(acc[_MIN], st[_MIN]), max(acc[_MAX], st[_MAX])
-                acc[_LAT] = [x + y for x, y in zip(acc[_LAT], st[_LAT])]
-                acc[_SIZE] = [x + y for x, y in zip(acc[_SIZE], st[_SIZE])]
-                for kind, n in list(st[_ERRTYPES].items()):
-                    acc[_ERRTYPES][kind] = acc[_ERRTYPES].get(kind, 0) + n
+        with self._lock:
+            for ops in [self._retired, *self._per_thread.values()]:
+                _add_into(out, ops)
         return out
 
     def report(self) -> Any:
@@ -232,6 +233,36 @@ class Metrics:
     def __repr__(self) -> str:
         n = sum(st[_COUNT] for st in self._merged().values())
         return f"<Metrics {'enabled' if self._enabled else 'disabled'} operations={n}>"
+
+
+class _ThreadTable:
+    """Lives in one thread's locals: its collection (the thread's end) retires that thread's table."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _retire(ref: weakref.ref[Metrics], ops: dict[tuple[str, str], list[Any]]) -> None:
+    metrics = ref()
+    if metrics is None:
+        return
+    with metrics._lock:
+        _add_into(metrics._retired, ops)
+        metrics._per_thread.pop(id(ops), None)
+
+
+def _add_into(acc_table: dict[tuple[str, str], list[Any]], ops: dict[tuple[str, str], list[Any]]) -> None:
+    """Add the records of ``ops`` into ``acc_table``."""
+    for key, st in list(ops.items()):  # list() copies atomically under the GIL
+        acc = acc_table.get(key)
+        if acc is None:
+            acc = acc_table[key] = _new_op()
+        for i in (_COUNT, _ERRORS, _BYTES, _SECONDS):
+            acc[i] += st[i]
+        acc[_MIN], acc[_MAX] = min(acc[_MIN], st[_MIN]), max(acc[_MAX], st[_MAX])
+        acc[_LAT] = [x + y for x, y in zip(acc[_LAT], st[_LAT])]
+        acc[_SIZE] = [x + y for x, y in zip(acc[_SIZE], st[_SIZE])]
+        for kind, n in list(st[_ERRTYPES].items()):
+            acc[_ERRTYPES][kind] = acc[_ERRTYPES].get(kind, 0) + n
 
 
 def _quiet(lookup: Callable[[str], Any], name: str) -> Any:

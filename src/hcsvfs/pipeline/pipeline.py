@@ -8,7 +8,6 @@ rerun skips wells whose marker exists.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import resource
@@ -17,6 +16,8 @@ import tempfile
 import threading
 import time
 import traceback
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,15 +68,19 @@ class StorageConfig:
         return "overlay" if self.budget is not None else self.intermediate_backend
 
     def filemanager(self) -> FileManager:
-        """This process's FileManager for the config (built once per process and config)."""
-        with _FM_LOCK:
-            fm = _FILEMANAGERS.get(self)
-            if fm is None:
-                fm = _FILEMANAGERS[self] = self._build()
-            return fm
+        """This process's FileManager for the config: built once per process and config, and kept for the
+        next wells (see :data:`_FILEMANAGERS` for how long)."""
+        return _FILEMANAGERS.get(self)
 
-    def _build(self) -> FileManager:
+    def close(self) -> None:
+        """Close this process's FileManager for the config, if any: its overlay's thread stops and its spill
+        folder is deleted. The next :meth:`filemanager` builds a new one."""
+        _FILEMANAGERS.discard(self)
+
+    def _build(self) -> tuple[FileManager, Callable[[], Any]]:
+        """A new FileManager, and what closes it for good (its backends, then its spill folder)."""
         registry = create_default_registry()
+        spill: str | None = None
         for name, factory in self.backends:
             registry.register_backend(name, factory())
         if self.shared_memory_namespace is not None:
@@ -87,13 +92,61 @@ class StorageConfig:
             from ..tiering import MemoryOverlay
 
             spill = tempfile.mkdtemp(prefix="hcsvfs-spill-", dir=self.spill_dir)
-            atexit.register(shutil.rmtree, spill, True)  # spilled intermediates never outlive the process
             registry.register_backend("overlay", MemoryOverlay(DiskStorageBackend(spill, fsync=False), self.budget))
-        return FileManager(registry)
+        fm = FileManager(registry)
+        # Spilled intermediates never outlive the FileManager, nor the process (finalize also runs at exit).
+        remove = weakref.finalize(fm, shutil.rmtree, spill, True) if spill is not None else None
+
+        def close() -> None:
+            fm.close()
+            if remove is not None:
+                remove()
+
+        return fm, close
 
 
-_FILEMANAGERS: dict[StorageConfig, FileManager] = {}
-_FM_LOCK = threading.Lock()
+class _FileManagerCache:
+    """A process's pipeline FileManagers, one per StorageConfig, the ``limit`` most recently used.
+
+    Workers reuse theirs from well to well; a long-lived worker (a Dask cluster that runs plate after
+    plate) keeps at most ``limit``, closing the least recently used, so overlays, their threads and
+    their spill folders do not pile up.
+    """
+
+    def __init__(self, limit: int = 4) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._items: OrderedDict[StorageConfig, tuple[FileManager, Callable[[], Any]]] = OrderedDict()
+
+    def get(self, config: StorageConfig) -> FileManager:
+        with self._lock:
+            item = self._items.get(config)
+            if item is not None:
+                self._items.move_to_end(config)
+                return item[0]
+            self._items[config] = item = config._build()
+            evicted = [self._items.popitem(last=False)[1] for _ in range(len(self._items) - self.limit)]
+        for _, close in evicted:
+            close()
+        return item[0]
+
+    def discard(self, config: StorageConfig) -> None:
+        with self._lock:
+            item = self._items.pop(config, None)
+        if item is not None:
+            item[1]()
+
+    def __contains__(self, config: object) -> bool:
+        with self._lock:
+            return config in self._items
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+#: Every pipeline FileManager of this process (workers and the parent alike).
+_FILEMANAGERS = _FileManagerCache()
 
 
 @dataclass(frozen=True)
@@ -290,6 +343,25 @@ class Pipeline:
         storage = storage or StorageConfig()
         executor = executor or LocalExecutor()
         retry = retry or RetryPolicy()
+        owned = storage not in _FILEMANAGERS  # a FileManager the caller already holds is left open
+        try:
+            return self._run(input_path, output_path, executor, storage, wells, parser, retry, rerun, on_well)
+        finally:
+            if owned:
+                storage.close()  # this run's overlay thread and spill folder end with it
+
+    def _run(
+        self,
+        input_path: str,
+        output_path: str,
+        executor: Executor,
+        storage: StorageConfig,
+        wells: Sequence[str] | None,
+        parser: str | FilenameParser,
+        retry: RetryPolicy,
+        rerun: bool,
+        on_well: Callable[[str, WellResult | BaseException], None] | None,
+    ) -> RunReport:
         start = time.perf_counter()
         fm = storage.filemanager()
         plate = scan_plate(fm, input_path, storage.input_backend, parser=parser)

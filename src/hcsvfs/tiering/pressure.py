@@ -118,12 +118,21 @@ def effective_limit() -> int:
     return memory_limits().effective
 
 
-_PROCESS = psutil.Process()
+_PROCESS: psutil.Process | None = None
+
+
+def _this_process() -> psutil.Process:
+    """psutil's handle on *this* process: made on first use and again after a fork (a handle made at import
+    would keep measuring the parent in every forked child)."""
+    global _PROCESS
+    if _PROCESS is None or _PROCESS.pid != os.getpid():
+        _PROCESS = psutil.Process()
+    return _PROCESS
 
 
 def process_rss() -> int:
     """Resident set size of this process in bytes."""
-    return int(_PROCESS.memory_info().rss)
+    return int(_this_process().memory_info().rss)
 
 
 def system_available() -> int:
