@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(VENV)/.demo-installed
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -q
+
+# ruff and mypy on src/, both clean (CI runs this before the tests).
+lint: $(VENV)/.test-installed
+	$(PY) -m ruff check src
+	$(PY) -m mypy
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -q -m "not slow"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from hcsvfs import FileManager
 from hcsvfs.metrics import Metrics
@@ -83,10 +82,10 @@ def test_frequent_spills() -> None:
 
 
 def test_frequent_spills_from_a_real_overlay(tmp_path) -> None:
-    overlay_mod = pytest.importorskip("hcsvfs.tiering.overlay", reason="the memory overlay (issue 4) is not in this tree")
     from hcsvfs import DiskStorageBackend, StorageRegistry
+    from hcsvfs.tiering import MemoryOverlay
 
-    overlay = _small_overlay(overlay_mod, DiskStorageBackend(tmp_path))
+    overlay = MemoryOverlay(DiskStorageBackend(tmp_path), budget=1024 * 1024, background=False)  # spills synchronously
     reg = StorageRegistry(discover=False)
     reg.register_backend("overlay", overlay)
     fm = FileManager(reg, metrics=True)
@@ -120,11 +119,6 @@ def test_failing_operations_name_the_error() -> None:
     assert hint.rule == "failing-operations" and "overwrite=True" in hint.message
     assert hint.evidence["errors"] == 10 and hint.evidence["error_types"] == {"FileExistsError": 10}
     assert hint.as_dict()["rule"] == "failing-operations"
-
-
-def _small_overlay(overlay_mod, persistent):  # noqa: ANN001, ANN202
-    """A 1 MiB overlay that spills synchronously, so the test is deterministic."""
-    return overlay_mod.MemoryOverlay(persistent, budget=1024 * 1024, background=False)
 
 
 def test_chunk_advice_from_layout() -> None:

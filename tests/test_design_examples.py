@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import textwrap
 from pathlib import Path
 
@@ -62,8 +61,6 @@ def test_user_view_memory_and_disk_lines(user_cwd: Path) -> None:
 
 
 def test_user_view_runs_as_written(user_cwd: Path) -> None:
-    if importlib.util.find_spec("hcsvfs.backends.zarr") is None:
-        pytest.skip("the OME-Zarr backend (hcsvfs.backends.zarr, another issue) is not in the tree yet")
     arr = a_plate_image()
     ns: dict = {"arr": arr}
     exec(compile(USER_VIEW, "DESIGN.md user's view", "exec"), ns)

@@ -232,8 +232,6 @@ def test_a_loaded_shared_memory_view_survives_overwrite_and_delete(tmp_path: Pat
     Run in a forked child: the bug this guards against was a segfault (unmapped memory), which
     would otherwise take the whole test session down.
     """
-    if "shared_memory" not in BACKENDS:
-        pytest.skip("no shared_memory entry in backends_under_test.BACKENDS")
     shm = BACKENDS["shared_memory"](tmp_path, request)
 
     def body() -> list[int]:

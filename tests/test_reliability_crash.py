@@ -261,8 +261,6 @@ def test_kill_during_shared_memory_writes(tmp_path: Path, request: pytest.Fixtur
     """Forked workers write into a namespace the test process owns; each is killed at a random point."""
     from backends_under_test import BACKENDS
 
-    if "shared_memory" not in BACKENDS:
-        pytest.skip("no shared_memory entry in backends_under_test.BACKENDS")
     shm = BACKENDS["shared_memory"](tmp_path, request)
     rng = random.Random(14)
     shm.save(payload(0), "key.npy")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 __all__ = ["ZarrConfig", "COMPRESSIONS", "SHUFFLES"]
 
@@ -11,8 +11,8 @@ __all__ = ["ZarrConfig", "COMPRESSIONS", "SHUFFLES"]
 COMPRESSIONS = ("lz4", "zstd", "gzip", "none")
 SHUFFLES = ("byte", "bit", "none")
 
-ChunkSpec = Union[None, Literal["plane"], tuple[int, ...]]
-ShardSpec = Union[None, Literal["field"], tuple[int, ...]]
+ChunkSpec = None | Literal["plane"] | tuple[int, ...]
+ShardSpec = None | Literal["field"] | tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,9 @@ class ZarrConfig:
                     f"chunks {self.chunks} and shards {self.shards} have different ranks; give both the same length"
                 )
             if any(s % c for s, c in zip(self.shards, self.chunks)):
-                raise ValueError(f"every shard size must be a multiple of the chunk size: shards {self.shards}, chunks {self.chunks}")
+                raise ValueError(
+                    f"every shard size must be a multiple of the chunk size: shards {self.shards}, chunks {self.chunks}"
+                )
         if not isinstance(self.pyramid_levels, int) or not 0 <= self.pyramid_levels <= 10:
             raise ValueError(f"pyramid_levels must be an int from 0 to 10, got {self.pyramid_levels!r}")
         if not isinstance(self.write_threads, int) or self.write_threads < 1:

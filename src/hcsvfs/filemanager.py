@@ -19,7 +19,6 @@ from .registry import Backend, BackendRef, StorageRegistry, canonical_name, crea
 from .tiering.pressure import system_available
 from .tiering.selection import AutoPolicy, Placement, choose_backend
 
-
 __all__ = ["FileManager", "OperationObserver", "Backend"]
 
 T = TypeVar("T")

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable
 from enum import StrEnum
 from importlib.metadata import EntryPoint, entry_points
-from typing import Union
 
 from .backends.base import StorageBackend
 from .errors import StorageResolutionError
@@ -39,7 +38,7 @@ class Backend(StrEnum):
     AUTO = "auto"
 
 
-BackendRef = Union[Backend, str]
+BackendRef = Backend | str
 _Factory = Callable[[], StorageBackend]
 
 

@@ -8,7 +8,7 @@ import errno
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -47,14 +47,14 @@ def _create_temp(folder: Path) -> tuple[Path, BinaryIO]:
     while True:
         tmp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp"
         try:
-            return tmp, open(tmp, "xb")  # noqa: SIM115 - closed by the caller's with-block
+            return tmp, open(tmp, "xb")
         except FileExistsError:
             continue
 
 
 def atomic_write(
     target: Path,
-    write: Callable[[BinaryIO], None],
+    write: Callable[[BinaryIO], object],
     *,
     overwrite: bool,
     fsync: bool = True,
@@ -96,7 +96,8 @@ def atomic_write(
             os.unlink(tmp)
         if _is_out_of_space(exc):
             raise StorageFullError(
-                f"no space left to write {shown!r} ({exc.strerror or exc}); the previous version, if any, is intact. "
+                f"no space left to write {shown!r} ({getattr(exc, 'strerror', None) or exc}); the previous version, "
+                "if any, is intact. "
                 "Free space or point the backend at a larger volume",
                 path=shown,
             ) from exc

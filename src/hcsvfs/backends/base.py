@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from .. import paths as P
-from ..options import check_options
 from ..errors import (
     DirectoryNotEmptyError,
     InvalidPathError,
@@ -24,6 +23,7 @@ from ..errors import (
     PathNotADirectoryError,
     PathNotFoundError,
 )
+from ..options import check_options
 
 __all__ = ["StorageBackend", "StatResult", "normalize_extensions", "match_file"]
 

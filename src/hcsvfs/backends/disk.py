@@ -6,7 +6,7 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .. import paths as P
 from ..errors import PathExistsError, PathNotADirectoryError, StorageError
@@ -90,7 +90,7 @@ class DiskStorageBackend(StorageBackend):
         self._check_options("load", options, self.formats.load_options(p), p)
         target = self._phys(p)
         try:
-            fh = open(target, "rb")
+            fh = open(target, "rb")  # noqa: SIM115 - closed by the with-block below, once opening succeeded
         except FileNotFoundError:
             raise self._not_found(p) from None
         except IsADirectoryError:
@@ -114,7 +114,7 @@ class DiskStorageBackend(StorageBackend):
             raise self._not_found(p) from None
         except NotADirectoryError:
             raise PathNotADirectoryError(f"{p!r}: a parent of it is a file, not a directory", path=p) from None
-        kind = "directory" if os.path.isdir(target) else "file"
+        kind: Literal["file", "directory"] = "directory" if os.path.isdir(target) else "file"
         return StatResult(p, kind, size=st.st_size if kind == "file" else 0, mtime=st.st_mtime)
 
     def exists(self, path: P.PathLike) -> bool:

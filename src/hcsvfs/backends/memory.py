@@ -138,9 +138,9 @@ class MemoryStorageBackend(StorageBackend):
             out = []
             for key in self._keys_below(base):
                 rest = key[len(prefix) :]
-                if (recursive or "/" not in rest) and self._store[key] is not DIRECTORY:
-                    if match_file(P.basename(key), pattern, exts):
-                        out.append(key)
+                wanted = (recursive or "/" not in rest) and self._store[key] is not DIRECTORY
+                if wanted and match_file(P.basename(key), pattern, exts):
+                    out.append(key)
             return sorted(out)
 
     def ensure_directory(self, path: P.PathLike) -> None:

@@ -19,7 +19,7 @@ __all__ = ["app", "main"]
 class _OneLineErrors(TyperGroup):
     """Runs commands without click's standalone handling so every failure becomes one stderr line."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, *a: Any, **kw: Any) -> Any:  # noqa: D102
+    def main(self, args: Any = None, prog_name: str | None = None, *a: Any, **kw: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("HCSVFS_DEBUG") == "1"
         kw["standalone_mode"] = False
@@ -32,7 +32,7 @@ class _OneLineErrors(TyperGroup):
                 raise
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx is not None else "hcsvfs"
-            message = exc.format_message()  # type: ignore[attr-defined]
+            message = exc.format_message()
             if message:  # empty for "no arguments: help was shown"
                 one_line(f"{message} (see: {where} --help)")
             sys.exit(getattr(exc, "exit_code", EXIT_USAGE))

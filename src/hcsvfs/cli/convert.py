@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import paths as P
 from ..metrics.report import human_bytes
 from .errors import EXIT_USAGE, CliError
-from .targets import cli_filemanager, parse_target
+from .targets import cli_filemanager, parse_target, zarr_backend
 
 __all__ = ["register", "convert"]
 
@@ -43,7 +43,13 @@ def convert(
     fm.registry.register_backend("zarr", ZarrStorageBackend(config=config), replace=True)
     layout = scan_plate(fm, src.path, src.backend, parser=parser)
     console = Console(stderr=True)
-    columns = (TextColumn("[bold]convert[/bold]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}"))
+    columns = (
+        TextColumn("[bold]convert[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+    )
     with Progress(*columns, console=console, transient=True, disable=quiet) as progress:
         task = progress.add_task("", total=len(layout))
         for well in layout.wells:
@@ -56,7 +62,7 @@ def convert(
             except FileExistsError as exc:
                 raise CliError(f"{exc} (on the command line: convert --overwrite)") from exc
             progress.advance(task, len(records))
-    checked = fm.get_backend("zarr").validate(dst.path) if validate else []
+    checked = zarr_backend(fm).validate(dst.path) if validate else []
     if metrics is not None and fm.metrics is not None:
         fm.metrics.to_json(metrics)
     if not quiet:

@@ -22,6 +22,7 @@ from ..pipeline import FunctionStep, MeasureCells, Pipeline, ProcessPoolExecutor
 from ..pipeline.pipeline import peak_rss
 from ..pipeline.synthetic import plate_wells, synthetic_field
 from ..units import format_bytes, parse_bytes
+from .targets import zarr_backend
 
 #: The issue's plate: 24 wells x 4 fields x 3 channels x 1024 x 1024 uint16 (~600 MB of TIFFs).
 WELLS, FIELDS, CHANNELS, SIZE = 24, 4, 3, 1024
@@ -82,7 +83,7 @@ def run_demo(output: Path = Path("demo_output"), *, wells: int = WELLS, fields: 
                 on_well=lambda well, result: progress.advance(task),
             )
         report.raise_for_failures()
-        checked = fm.get_backend("zarr").validate(str(plate_out))  # ome-zarr-models; raises on invalid NGFF
+        checked = zarr_backend(fm).validate(str(plate_out))  # ome-zarr-models; raises on invalid NGFF
     finally:
         storage.close()
     table = report.table()
@@ -110,7 +111,7 @@ def save_overview(report: RunReport, path: Path, tile: int = 96) -> None:
         rgb[lab == 0] = 0
         y, x = r * (tile + 4) + 2, c * (tile + 4) + 2
         canvas[y : y + lab.shape[0], x : x + lab.shape[1]] = rgb
-    Image.fromarray(canvas).resize((canvas.shape[1] * 2, canvas.shape[0] * 2), Image.NEAREST).save(path)
+    Image.fromarray(canvas).resize((canvas.shape[1] * 2, canvas.shape[0] * 2), Image.Resampling.NEAREST).save(path)
 
 
 def _summary(console: Console, report: RunReport, plate_bytes: int, written: float, checks: int, output: Path,

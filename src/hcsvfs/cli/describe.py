@@ -20,16 +20,16 @@ def describe_local_file(path: Path) -> dict[str, Any]:
 
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            page = tif.pages[0]
+            page = tif.pages.first
             out: dict[str, Any] = {
                 "format": "OME-TIFF" if tif.is_ome else "TIFF",
                 "shape": list(series.shape),
                 "dtype": str(series.dtype),
                 "axes": series.axes,
-                "codec": page.compression.name.lower(),  # type: ignore[union-attr]
+                "codec": tifffile.COMPRESSION(page.compression).name.lower(),
             }
-            if page.is_tiled:  # type: ignore[union-attr]
-                out["chunks"] = [page.tilelength, page.tilewidth]  # type: ignore[union-attr]
+            if page.is_tiled:
+                out["chunks"] = [page.tilelength, page.tilewidth]
             return out
     if name.endswith(".npy"):
         import numpy as np
@@ -44,8 +44,8 @@ def describe_zarr(url: str) -> dict[str, Any]:
     import zarr
 
     node = zarr.open(url, mode="r")
-    attrs = dict(node.attrs)
-    ome = attrs.get("ome", {})
+    attrs: dict[str, Any] = dict(node.attrs)
+    ome: dict[str, Any] = attrs.get("ome") or {}
     out: dict[str, Any] = {"format": f"zarr v{node.metadata.zarr_format}"}
     if isinstance(node, zarr.Array):
         out |= {

@@ -66,7 +66,7 @@ def plate_layout(plate_group: Any) -> tuple[list[str], list[str], dict[tuple[int
 
 def well_fields(plate_group: Any, well: str) -> list[Any]:
     """The field image groups of ``well`` (``A01``, ``A1`` or ``A/1``); CliError if the plate lacks it."""
-    rows, cols, wells = plate_layout(plate_group)
+    _, _, wells = plate_layout(plate_group)
     wanted = well.replace("/", "").upper()
     for path in wells.values():
         r, c = path.split("/")

@@ -37,7 +37,9 @@ def stats(
     dump: Path | None = typer.Argument(
         None, help="A metrics JSON dump (HCSVFS_METRICS=run.json, Metrics.to_json, cp --metrics); with --run, where to keep it."
     ),
-    run: str | None = typer.Option(None, "--run", help="Run this command with metrics on (e.g. 'python job.py'), then show them."),
+    run: str | None = typer.Option(
+        None, "--run", help="Run this command with metrics on (e.g. 'python job.py'), then show them."
+    ),
     advice_only: bool = typer.Option(False, "--advice", help="Only the tuning advice, as JSON lines."),
     prometheus: bool = typer.Option(False, "--prometheus", help="Print the Prometheus text exposition instead."),
 ) -> None:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .. import paths as P
+from ..backends.zarr import ZarrStorageBackend
 from ..filemanager import FileManager
 from ..metrics import Metrics
 from .errors import EXIT_USAGE, CliError
@@ -37,6 +38,17 @@ class Target:
 def cli_filemanager(metrics: Metrics | bool | None = None) -> FileManager:
     """A FileManager over the default backends (disk and zarr rooted at the working directory)."""
     return FileManager(metrics=metrics)
+
+
+def zarr_backend(fm: FileManager, name: str = "zarr", *, spec: str | None = None) -> ZarrStorageBackend:
+    """The OME-Zarr backend ``name`` of ``fm``; a usage error naming ``spec`` if that backend is another kind."""
+    backend = fm.get_backend(name)
+    if not isinstance(backend, ZarrStorageBackend):
+        raise CliError(
+            f"{spec or name} is on the {name} backend; this command takes an OME-Zarr target (PATH.zarr or zarr:PATH)",
+            EXIT_USAGE,
+        )
+    return backend
 
 
 def parse_target(spec: str, fm: FileManager) -> Target:

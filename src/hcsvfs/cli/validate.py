@@ -5,9 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from .errors import EXIT_USAGE, CliError
 from .ngff import open_group
-from .targets import cli_filemanager, parse_target
+from .targets import cli_filemanager, parse_target, zarr_backend
 
 __all__ = ["register", "validate"]
 
@@ -19,9 +18,7 @@ def validate(
     """Validate OME-NGFF 0.5 plate, well and image metadata; exit 1 with the first problem if invalid."""
     fm = cli_filemanager()
     t = parse_target(target, fm)
-    backend = fm.get_backend(t.backend)
-    if not hasattr(backend, "validate"):
-        raise CliError(f"{t} is on the {t.backend} backend; validate takes an OME-Zarr target (PATH.zarr or zarr:PATH)", EXIT_USAGE)
+    backend = zarr_backend(fm, t.backend, spec=str(t))
     open_group(t.path)  # a clear error for a missing store or a bare array before ome-zarr-models sees it
     checked = backend.validate(t.path)
     console = Console()

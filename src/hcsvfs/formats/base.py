@@ -9,7 +9,16 @@ from ..errors import CorruptDataError, MemoryBudgetError, StorageError, UnsafeLo
 from ..options import check_options
 from ..paths import PathLike, split_ext
 
-__all__ = ["Format", "FormatRegistry", "CATCH_ALL_PRIORITY", "SNIFF_BYTES", "write_object", "read_object", "is_payload", "zip_first_member"]
+__all__ = [
+    "Format",
+    "FormatRegistry",
+    "CATCH_ALL_PRIORITY",
+    "SNIFF_BYTES",
+    "write_object",
+    "read_object",
+    "is_payload",
+    "zip_first_member",
+]
 
 #: Formats sniffing at or above this priority recognise content by elimination (text, JSON, raw bytes).
 CATCH_ALL_PRIORITY = 70

@@ -53,11 +53,10 @@ class _PillowFormat(Format):
     def load(self, fh: BinaryIO, **options: Any) -> Any:
         from PIL import Image
 
-        with Image.open(fh) as image:
-            image.load()
-            if image.mode == "P":
-                image = image.convert("L")  # a greyscale GIF: its palette maps back to the grey values
-            return np.asarray(image)
+        with Image.open(fh) as opened:
+            opened.load()
+            # A greyscale GIF is a palette image: its palette maps back to the grey values.
+            return np.asarray(opened.convert("L") if opened.mode == "P" else opened)
 
 
 class PngFormat(_PillowFormat):

@@ -34,7 +34,7 @@ def _json_default(obj: Any) -> Any:
 def _jsonable(obj: Any, depth: int = 0) -> bool:
     if depth > 100:
         return False
-    if isinstance(obj, _JSON_SCALARS) or isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
+    if isinstance(obj, _JSON_SCALARS) or (isinstance(obj, np.generic) and obj.dtype.kind in "biuf"):
         return True
     if isinstance(obj, (list, tuple)):
         return all(_jsonable(v, depth + 1) for v in obj)

@@ -62,7 +62,7 @@ class TiffFormat(Format):
             except IndexError:
                 # tifffile cannot rebuild a shaped series of 5+ axes that are all 1 (a one-pixel
                 # stack); the pixel and the shape it was written with are both in page 0.
-                shape = _shaped_shape(tif.pages[0].description)
+                shape = _shaped_shape(tif.pages.first.description)
                 if shape is None or len(tif.pages) != 1:
                     raise
                 return tif.pages[0].asarray().reshape(shape)

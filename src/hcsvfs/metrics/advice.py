@@ -7,8 +7,8 @@ so each can be tested with a scripted state and re-run offline by ``hcsvfs stats
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from math import prod
 from dataclasses import dataclass, field
+from math import prod
 from typing import Any
 
 __all__ = ["Advice", "advise", "RULES", "Thresholds", "chunk_advice"]

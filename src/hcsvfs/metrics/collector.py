@@ -15,7 +15,7 @@ import time
 import weakref
 from bisect import bisect_left
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def _new_op() -> list[Any]:
 
 
 class _EventStats:
-    __slots__ = ("count", "bytes", "seconds")
+    __slots__ = ("bytes", "count", "seconds")
 
     def __init__(self) -> None:
         self.count = 0
@@ -180,7 +180,7 @@ class Metrics:
                 collected[name] = {"error": f"{type(exc).__name__}: {exc}"}
         return {
             "version": SNAPSHOT_VERSION,
-            "started": datetime.fromtimestamp(self._started, timezone.utc).isoformat(timespec="seconds"),
+            "started": datetime.fromtimestamp(self._started, UTC).isoformat(timespec="seconds"),
             "elapsed_s": time.time() - self._started,
             "operations": ops,
             "events": events,

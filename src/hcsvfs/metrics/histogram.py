@@ -22,7 +22,7 @@ class Histogram:
     Not locked: the owner (``Metrics``) serialises access.
     """
 
-    __slots__ = ("bounds", "counts", "total", "sum", "min", "max")
+    __slots__ = ("bounds", "counts", "max", "min", "sum", "total")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = bounds
@@ -71,7 +71,8 @@ class Histogram:
         return self.max
 
     def cumulative(self) -> list[list[Any]]:
-        """``[[upper_bound, observations <= bound], ...]`` from the first to the last non-empty bucket (overflow as ``"+Inf"``)."""
+        """``[[upper_bound, observations <= bound], ...]`` from the first to the last non-empty bucket
+        (overflow as ``"+Inf"``)."""
         out: list[list[Any]] = []
         used = [i for i, c in enumerate(self.counts) if c]
         if not used:

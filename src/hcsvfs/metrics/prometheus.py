@@ -48,7 +48,9 @@ class PrometheusCollector:
                 nbytes.add_metric(lv, st["bytes"])
                 lat.add_metric(lv, _buckets(st["latency_histogram"], st["count"]), st["seconds"])
         yield from (ops, errs, nbytes, lat)
-        gauge = core.GaugeMetricFamily(f"{p}_backend_figure", "Figures a backend reports (e.g. overlay spills)", labels=["backend", "figure"])
+        gauge = core.GaugeMetricFamily(
+            f"{p}_backend_figure", "Figures a backend reports (e.g. overlay spills)", labels=["backend", "figure"]
+        )
         for name, figures in snap["sources"].items():
             for key, value in figures.items() if isinstance(figures, dict) else ():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):

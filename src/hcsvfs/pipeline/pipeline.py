@@ -240,11 +240,10 @@ def peak_rss() -> int:
     Linux's VmHWM belongs to the current program image; ``ru_maxrss`` survives
     fork+exec, so a spawned worker would report its parent's peak.
     """
-    with contextlib.suppress(OSError):
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 _UNSTORABLE = (TypeError, ValueError, UnsafeLoadError)
 
 
+class _OverlayIndex(MemoryStorageBackend):
+    """The overlay's namespace: a memory backend whose contract errors say "on the overlay backend"."""
+
+    name = "overlay"
+
+
 class MemoryOverlay(StorageBackend):
     """Saves land in memory; under pressure the least-recently-used entries move to ``persistent``.
 
@@ -79,8 +85,7 @@ class MemoryOverlay(StorageBackend):
         self.target_bytes, self.spill_bytes, self.pause_bytes = self.levels.target, self.levels.spill, self.levels.pause
         self.pause_timeout = pause_timeout
         self._store: dict[str, Any] = {}
-        self._index = MemoryStorageBackend(store=self._store)  # the namespace: path -> Entry or DIRECTORY
-        self._index.name = self.name  # its contract errors then say "on the overlay backend"
+        self._index = _OverlayIndex(store=self._store)  # the namespace: path -> Entry or DIRECTORY
         self._cond = threading.Condition(threading.RLock())
         self._lru: OrderedDict[Entry, None] = OrderedDict()  # spill candidates, oldest use first
         self._copies = PersistentCopies(persistent, self._cond)

@@ -192,7 +192,8 @@ class MemoryBudget:
 class MemoryMonitor:
     """A fraction of the effective memory limit, measured by process RSS, with PSI as an early signal.
 
-    An overlay's spiller checks it whenever a save wakes it and every ``poll_s`` seconds. Polling is cheap (one ``/proc/self/statm`` read through psutil); results are
+    An overlay's spiller checks it whenever a save wakes it and every ``poll_s`` seconds.
+    Polling is cheap (one ``/proc/self/statm`` read through psutil); results are
     cached for ``cache_s`` so a hot save loop does not re-read them every call.
     """
 

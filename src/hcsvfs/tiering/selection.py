@@ -34,10 +34,10 @@ _ZARR_EXTS = (".zarr", ".ome.zarr")
 
 @dataclass(frozen=True)
 class AutoPolicy:
-    """The knobs of Backend.AUTO; sizes accept ``"256MiB"`` strings."""
+    """The knobs of Backend.AUTO."""
 
-    #: Arrays at least this large go to zarr, whatever the free memory.
-    large_bytes: int | str = "256MiB"
+    #: Arrays at least this large go to zarr, whatever the free memory (a string such as "1GiB" is converted).
+    large_bytes: int = 256 << 20
     #: Keep an array in memory only while it is at most this fraction of the free memory.
     memory_fraction: float = 0.25
     #: The backend name used for "memory" choices ("overlay" gives spilling instead of a plain dict).
@@ -101,7 +101,8 @@ def choose_backend(
             return Placement("disk", f"{type(obj).__name__} with a {ext} file format: a file on disk")
         return Placement(memory, f"{type(obj).__name__} is not an array and has no file format here: kept live")
     size = nbytes(obj)
-    if "zarr" in backends and (ext in _ZARR_EXTS or (is_hcs_filename(p, policy.hcs_parser) and under_plate(p, policy.plate_globs))):
+    plate_image = is_hcs_filename(p, policy.hcs_parser) and under_plate(p, policy.plate_globs)
+    if "zarr" in backends and (ext in _ZARR_EXTS or plate_image):
         return Placement("zarr", "an HCS image under a plate, or a .zarr path: the OME-Zarr plate layout")
     if ext and _disk_can_write(obj, p):
         return Placement("disk", f"the path asks for a {ext} file")

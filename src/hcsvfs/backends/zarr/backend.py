@@ -232,7 +232,9 @@ class ZarrStorageBackend(StorageBackend):
             self.locator.write_meta(self.locator.key(d), _GROUP)
 
     # ------------------------------------------------------------------ batches
-    def save_batch(self, data_list: Sequence[Any], paths: Sequence[P.PathLike], *, overwrite: bool = False, **options: Any) -> None:
+    def save_batch(
+        self, data_list: Sequence[Any], paths: Sequence[P.PathLike], *, overwrite: bool = False, **options: Any
+    ) -> None:
         """Check every path first; then plate planes are written per field and plain images in parallel threads."""
         self._check_options("save_batch", options, _SAVE_OPTIONS, "")
         if len(data_list) != len(paths):
@@ -256,7 +258,7 @@ class ZarrStorageBackend(StorageBackend):
         if plain:
             self._check_batch([a for _, a in plain], [p for p, _ in plain], overwrite=overwrite)
         axes = {p: default_axes(a.ndim, options.get("axes")) for p, a in plain}
-        for p, a in plain:
+        for _, a in plain:
             self.config.chunk_shape(a.shape)
         for parent in {t.plate for t, _ in planes}:
             self._require_parent(P.join(parent, "x"))

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec
+from zarr.codecs import BloscCname, BloscCodec, BloscShuffle, Crc32cCodec, GzipCodec
 
 from ...config import ZarrConfig
 
 __all__ = ["compressors", "array_layout"]
 
-_BLOSC_SHUFFLE = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}
+_BLOSC_SHUFFLE = {"byte": BloscShuffle.shuffle, "bit": BloscShuffle.bitshuffle, "none": BloscShuffle.noshuffle}
 
 
 def compressors(config: ZarrConfig) -> list[Any]:
     """The bytes-to-bytes codecs for ``config``: the compressor, then crc32c when checksums are on."""
     chain: list[Any] = []
     if config.compression in ("lz4", "zstd"):
-        chain.append(BloscCodec(cname=config.compression, clevel=config.compression_level, shuffle=_BLOSC_SHUFFLE[config.shuffle]))
+        shuffle = _BLOSC_SHUFFLE[config.shuffle]
+        chain.append(BloscCodec(cname=BloscCname(config.compression), clevel=config.compression_level, shuffle=shuffle))
     elif config.compression == "gzip":
         chain.append(GzipCodec(level=config.compression_level))
     if config.checksum:

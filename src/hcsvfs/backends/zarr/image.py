@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import zarr
-from zarr.core.array import AsyncArray
 from zarr.storage import StorePath
 
 from ...config import ZarrConfig
@@ -15,6 +14,9 @@ from .codecs import array_layout
 from .ngff import image_attrs
 from .pyramid import downsample
 from .store import StoreLocator
+
+if TYPE_CHECKING:
+    from zarr.core.metadata.v3 import ArrayMetadataJSON_V3
 
 __all__ = ["write_image", "write_levels", "commit_image", "level_count", "PENDING", "open_levels", "open_array"]
 
@@ -107,4 +109,6 @@ def open_array(locator: StoreLocator, key: str, mode: str = "r", *, meta: dict[s
     if meta is None or meta.get("node_type") != "array":
         # Also what a reader sees when a racing mover or deleter took the image a moment ago.
         raise PathNotFoundError(f"no zarr array at {key!r} (moved or deleted meanwhile?)", path=key, backend="zarr")
-    return zarr.Array(AsyncArray(metadata=meta, store_path=StorePath(locator.store, key)))
+    # zarr's public AsyncArray takes the parsed zarr.json as it is: no second read of it.
+    document = cast("ArrayMetadataJSON_V3", meta)
+    return zarr.Array(zarr.AsyncArray(metadata=document, store_path=StorePath(locator.store, key)))

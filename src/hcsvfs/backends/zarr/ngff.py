@@ -64,7 +64,9 @@ def well_attrs(fields: Iterable[str]) -> dict[str, Any]:
     return {"version": NGFF_VERSION, "well": {"images": [{"path": f, "acquisition": 0} for f in fields]}}
 
 
-def plate_attrs(name: str, rows: list[str], columns: list[str], wells: Iterable[tuple[int, int]], field_count: int) -> dict[str, Any]:
+def plate_attrs(
+    name: str, rows: list[str], columns: list[str], wells: Iterable[tuple[int, int]], field_count: int
+) -> dict[str, Any]:
     """``attributes.ome`` of a plate: ``wells`` are 0-based (row, column) indices into ``rows``/``columns``."""
     return {
         "version": NGFF_VERSION,

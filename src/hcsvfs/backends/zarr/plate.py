@@ -199,7 +199,7 @@ class PlateLayout:
                         backend="zarr",
                     )
         for field_path, field_planes in _by_field(planes).items():
-            first_t, first = field_planes[0]
+            first = field_planes[0][1]
             key = self.locator.key(field_path)
             # Only a committed field constrains new planes; an uncommitted one is rewritten (see _write_field).
             committed = node_kind(self.locator.read_meta(key)) == "image"
@@ -363,10 +363,8 @@ class PlateLayout:
             index[t.filename] = [t.field_path, *t.index]
             fields.add(t.field_path)
         ordered = sorted(fields, key=int)
-        loc.write_meta(
-            wkey,
-            {"zarr_format": 3, "node_type": "group", "attributes": {"ome": well_attrs(ordered), "hcsvfs": {"kind": "well", "index": index}}},
-        )
+        attributes = {"ome": well_attrs(ordered), "hcsvfs": {"kind": "well", "index": index}}
+        loc.write_meta(wkey, {"zarr_format": 3, "node_type": "group", "attributes": attributes})
         with self._plate_lock(first.plate) as verify:
             verify()
             self._update_plate(first.plate, {(first.name.row, first.name.column): len(ordered)})

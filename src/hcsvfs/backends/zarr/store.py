@@ -45,7 +45,9 @@ class StoreLocator:
     fsspec). ``store=`` any zarr Store, also a jail.
     """
 
-    def __init__(self, root: P.PathLike | None = None, store: Store | None = None, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, root: P.PathLike | None = None, store: Store | None = None, storage_options: dict[str, Any] | None = None
+    ) -> None:
         if root is not None and store is not None:
             raise ValueError("give the zarr backend a root or a store, not both")
         if isinstance(root, str) and "://" in root:
@@ -82,7 +84,7 @@ class StoreLocator:
             return physical.as_posix().lstrip("/")
         if logical == ".":
             return ""
-        if logical.startswith("/") or logical == ".." or logical.startswith("../"):
+        if logical.startswith(("/", "../")) or logical == "..":
             raise InvalidPathError(
                 f"path {logical!r} leaves this zarr store; use a path relative to the store's root", path=logical
             )
@@ -193,7 +195,9 @@ class StoreLocator:
         try:
             return int(sync(self.store.getsize_prefix(key)))
         except FileNotFoundError:
-            raise PathNotFoundError(f"{key!r} vanished while being measured (moved or deleted meanwhile)", path=key, backend="zarr") from None
+            raise PathNotFoundError(
+                f"{key!r} vanished while being measured (moved or deleted meanwhile)", path=key, backend="zarr"
+            ) from None
 
     def delete_tree(self, key: str) -> None:
         """Remove ``key`` and everything below it."""
@@ -258,8 +262,8 @@ class StoreLocator:
                 with file_lock(self._local / key, timeout, what=what):
                     yield _held
                 return
-            fs = getattr(self.store, "fs", None)
-            if fs is not None and "s3" in fs_protocols(fs):
+            if isinstance(self.store, FsspecStore) and "s3" in fs_protocols(self.store.fs):
+                fs = self.store.fs
                 bucket, path, _ = fs.split_path(_join(self.store.path.rstrip("/"), key))
 
                 def call(method: str, **kwargs: Any) -> dict[str, Any]:

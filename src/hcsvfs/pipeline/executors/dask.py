@@ -34,7 +34,7 @@ class DaskExecutor(Executor):
 
         cluster = None
         if self.scheduler_address is None:
-            options = dict(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            options = {"n_workers": self.workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
             cluster = LocalCluster(**{**options, **self.cluster_kwargs})
         client = Client(self.scheduler_address or cluster)
         try:

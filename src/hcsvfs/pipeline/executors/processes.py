@@ -55,7 +55,7 @@ class ProcessPoolExecutor(Executor):
         self, job: PlateJob, wells: list[str], retry: RetryPolicy, on_well: WellCallback | None
     ) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
-        attempts = {w: 0 for w in wells}
+        attempts = dict.fromkeys(wells, 0)
         queue = list(wells)
         context = mp.get_context("spawn")
         while queue:
