@@ -85,6 +85,8 @@ def test_threads_creating_planes_lose_none(tmp_path: Path, case: str, write_thre
         outcomes = _threads(len(names), lambda i: zb.save(payload(100 * trial + i), f"{PLATE}/{names[i]}"))
         assert all(o is None for o in outcomes), outcomes
         _assert_planes(zb, {n: 100 * trial + i for i, n in enumerate(names)})
+    print(f"\n[reliability] plate threads, {case}, write_threads={write_threads}: {TRIALS} trials x "
+          f"{len(names)} writers, {TRIALS * len(names)} acknowledged planes, all found with their pixels")
 
 
 def test_thread_batches_overlapping_in_opposite_orders_never_deadlock(tmp_path: Path) -> None:
@@ -112,6 +114,7 @@ def test_racing_creators_of_one_name_have_one_winner_and_its_pixels(tmp_path: Pa
         assert len(winners) == 1, outcomes
         assert all(isinstance(o, FileExistsError) and isinstance(o, StorageError) for o in outcomes if o is not None)
         _assert_planes(zb, {"A01_s1_w1.tif": 10 * trial + winners[0]})
+    print(f"\n[reliability] plate racing creators: {TRIALS} rounds of 4, one winner each, its pixels stored")
 
 
 def test_racing_overwriters_and_creators_keep_every_acknowledged_plane(tmp_path: Path) -> None:
@@ -190,6 +193,8 @@ def test_processes_writing_one_plate_list_every_well_without_a_rebuild(tmp_path:
     ZarrStorageBackend(tmp_path / "root").ensure_directory(PLATE)
     expected = _write_from_processes(lambda: ZarrStorageBackend(tmp_path / "root"), rounds=5)
     _assert_planes(ZarrStorageBackend(tmp_path / "root"), expected)
+    print(f"\n[reliability] plate processes (local): 4 processes x 5 rounds x 8 saves, {len(expected)} names in "
+          f"{len({n.split('_')[0] for n in expected})} wells, every well listed without a rebuild")
     wells = ZarrStorageBackend(tmp_path / "root").open_plate(PLATE).wells
     assert sorted(wells) == sorted({n.split("_")[0] for n in expected})
     assert sorted(wells["A01"].fields) == ["0", "1", "2", "3", "4"]
@@ -204,6 +209,7 @@ def test_processes_writing_one_plate_on_s3_list_every_well(tmp_path: Path) -> No
     expected = _write_from_processes(lambda: ZarrStorageBackend(url, storage_options=options), rounds=1)
     zb = ZarrStorageBackend(url, storage_options=options)
     _assert_planes(zb, expected)
+    print(f"\n[reliability] plate processes (S3): 4 processes x 8 saves, {len(expected)} names, every well listed")
     assert sorted(zb.open_plate(PLATE).wells) == sorted({n.split("_")[0] for n in expected})
 
 
@@ -219,6 +225,7 @@ def test_a_killed_writer_never_blocks_or_corrupts_the_next(tmp_path: Path) -> No
     first.ensure_directory(PLATE)
     first.save_batch([payload(0)] * 4, [f"{PLATE}/{n}" for n in names])
     rng = random.Random(7)
+    acked = 0
     for k in range(1, KILLS + 1):
 
         def work(conn: Any, k: int = k) -> None:
@@ -237,6 +244,9 @@ def test_a_killed_writer_never_blocks_or_corrupts_the_next(tmp_path: Path) -> No
         zb.save(payload(1), f"{PLATE}/B01_s1_w1.tif", overwrite=True)  # takes the plate lock
         zb.save_batch([payload(2)] * 4, [f"{PLATE}/{n}" for n in names], overwrite=True)  # takes the well lock
         assert time.monotonic() - start < 4, "a lock of the killed writer was still held"
+        acked += len(run.acks)
+    print(f"\n[reliability] plate overwriters killed: {KILLS} kills, {acked} acknowledged batches before them, "
+          "every plane old or new, never a torn shard, locks free at once")
     _assert_planes(ZarrStorageBackend(root), {n: 2 for n in names} | {"B01_s1_w1.tif": 1})
 
 
@@ -269,6 +279,7 @@ def test_a_killed_lease_holder_on_s3_is_broken_after_the_lease_time(tmp_path: Pa
     ZarrStorageBackend(url, storage_options=options, config=config).save(payload(2), f"{PLATE}/A01_s1_w1.tif")
     waited = time.monotonic() - start
     assert 0.5 < waited < 10, waited
+    print(f"\n[reliability] S3 lease of a killed writer (lease 1 s): broken after {waited:.1f} s; a live one was kept")
     _assert_planes(ZarrStorageBackend(url, storage_options=options), {"A01_s1_w1.tif": 2})
 
 
