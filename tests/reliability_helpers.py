@@ -11,6 +11,7 @@ import multiprocessing as mp
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,3 +173,27 @@ def start_together(n: int, target: Callable[[int, Any], Any]) -> list[Any]:
         p.join(30)
         assert not p.is_alive(), "racing process did not finish (deadlock?)"
     return outcomes
+
+
+def run_threads(n: int, target: Callable[[int], Any], *, join_s: float = 60) -> list[Any]:
+    """Run ``target(i)`` in ``n`` threads released together by a barrier; each result or the exception it raised.
+
+    A thread still running after ``join_s`` fails the test as a deadlock instead of hanging it.
+    """
+    barrier = threading.Barrier(n)
+    out: list[Any] = [None] * n
+
+    def body(i: int) -> None:
+        barrier.wait(join_s)
+        try:
+            out[i] = target(i)
+        except BaseException as exc:  # noqa: BLE001 - the outcome is what is being tested
+            out[i] = exc
+
+    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(join_s)
+        assert not t.is_alive(), "a thread did not finish: deadlock"
+    return out

@@ -19,31 +19,10 @@ import pytest
 from backends_under_test import BACKENDS
 from hcsvfs.backends import StorageBackend
 from hcsvfs.errors import StorageError
-from reliability_helpers import payload, run_in_child, start_together, temp_files, version_of
+from reliability_helpers import payload, run_in_child, run_threads, start_together, temp_files, version_of
 
 JOIN_S = 60  # far above the real run time; reaching it means a deadlock
 ROUNDS = 25
-
-
-def _threads(n: int, target: Callable[[int], Any]) -> list[Any]:
-    """Run ``target(i)`` in ``n`` threads released together; return each result or exception."""
-    barrier = threading.Barrier(n)
-    out: list[Any] = [None] * n
-
-    def body(i: int) -> None:
-        barrier.wait(JOIN_S)
-        try:
-            out[i] = target(i)
-        except BaseException as exc:  # noqa: BLE001 - the outcome is what is being tested
-            out[i] = exc
-
-    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(JOIN_S)
-        assert not t.is_alive(), "a thread did not finish: deadlock"
-    return out
 
 
 def _one_winner(outcomes: list[Any], loser: type[BaseException]) -> int:
@@ -60,7 +39,7 @@ def test_racing_creator_threads_exactly_one_wins(backend: StorageBackend) -> Non
     backend.ensure_directory("race")
     for r in range(ROUNDS):
         path = f"race/r{r}.npy"
-        outcomes = _threads(4, lambda i: backend.save(payload(i + 1), path))
+        outcomes = run_threads(4, lambda i: backend.save(payload(i + 1), path))
         winner = _one_winner(outcomes, FileExistsError)
         assert version_of(backend.load(path)) == winner + 1
 
@@ -92,7 +71,7 @@ def test_racing_mover_threads_exactly_one_wins(backend: StorageBackend) -> None:
     backend.ensure_directory("src")
     for r in range(ROUNDS):
         backend.save(payload(r), f"src/{r}.npy")
-        outcomes = _threads(3, lambda i: backend.move(f"src/{r}.npy", f"dst{i}_{r}.npy"))
+        outcomes = run_threads(3, lambda i: backend.move(f"src/{r}.npy", f"dst{i}_{r}.npy"))
         winner = _one_winner(outcomes, FileNotFoundError)
         assert not backend.exists(f"src/{r}.npy")
         assert [i for i in range(3) if backend.exists(f"dst{i}_{r}.npy")] == [winner]
@@ -221,7 +200,7 @@ def test_racing_ensure_directory_and_save_batch(backend: StorageBackend) -> None
         backend.ensure_directory("plate/A/01")
         backend.save_batch([payload(i * 10 + f) for f in range(3)], [f"plate/A/01/t{i}_f{f}.npy" for f in range(3)])
 
-    outcomes = _threads(6, body)
+    outcomes = run_threads(6, body)
     assert not any(isinstance(o, BaseException) for o in outcomes), outcomes
     assert len(backend.list_files("plate/A/01")) == 18
 

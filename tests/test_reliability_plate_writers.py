@@ -10,44 +10,20 @@ import itertools
 import os
 import random
 import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from hcsvfs.backends.zarr import ZarrStorageBackend
 from hcsvfs.config import ZarrConfig
 from hcsvfs.errors import LockTimeoutError, StorageError
-from reliability_helpers import _FORK, payload, run_and_kill, start_together, version_of
+from reliability_helpers import _FORK, payload, run_and_kill, run_threads, start_together, version_of
 
-JOIN_S = 60
 TRIALS = 10
 PLATE = "p.zarr"
-
-
-def _threads(n: int, target: Callable[[int], Any]) -> list[Any]:
-    """Run ``target(i)`` in ``n`` threads released together; each result or the exception it raised."""
-    barrier = threading.Barrier(n)
-    out: list[Any] = [None] * n
-
-    def body(i: int) -> None:
-        barrier.wait(JOIN_S)
-        try:
-            out[i] = target(i)
-        except BaseException as exc:  # noqa: BLE001 - the outcome is what is being tested
-            out[i] = exc
-
-    threads = [threading.Thread(target=body, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(JOIN_S)
-        assert not t.is_alive(), "a writer did not finish: deadlock"
-    return out
 
 
 def _fresh(tmp_path: Path, trial: int, **config: Any) -> ZarrStorageBackend:
@@ -82,7 +58,7 @@ def test_threads_creating_planes_lose_none(tmp_path: Path, case: str, write_thre
     names = THREAD_CASES[case]
     for trial in range(TRIALS):
         zb = _fresh(tmp_path, trial, write_threads=write_threads)
-        outcomes = _threads(len(names), lambda i: zb.save(payload(100 * trial + i), f"{PLATE}/{names[i]}"))
+        outcomes = run_threads(len(names), lambda i: zb.save(payload(100 * trial + i), f"{PLATE}/{names[i]}"))
         assert all(o is None for o in outcomes), outcomes
         _assert_planes(zb, {n: 100 * trial + i for i, n in enumerate(names)})
     print(f"\n[reliability] plate threads, {case}, write_threads={write_threads}: {TRIALS} trials x "
@@ -101,7 +77,7 @@ def test_thread_batches_overlapping_in_opposite_orders_never_deadlock(tmp_path: 
             names = [f"{PLATE}/{w}_s1_w{i + 1}.tif" for w in orders[i]]
             zb.save_batch([payload(1000 * (i + 1) + trial) for _ in names], names, overwrite=True)
 
-        assert _threads(2, write) == [None, None]
+        assert run_threads(2, write) == [None, None]
         expected = {f"{w}_s1_w1.tif": 1000 + trial for w in wells} | {f"{w}_s1_w2.tif": 2000 + trial for w in wells}
         _assert_planes(zb, expected)
 
@@ -109,7 +85,7 @@ def test_thread_batches_overlapping_in_opposite_orders_never_deadlock(tmp_path: 
 def test_racing_creators_of_one_name_have_one_winner_and_its_pixels(tmp_path: Path) -> None:
     for trial in range(TRIALS):
         zb = _fresh(tmp_path, trial)
-        outcomes = _threads(4, lambda i: zb.save(payload(10 * trial + i), f"{PLATE}/A01_s1_w1.tif"))
+        outcomes = run_threads(4, lambda i: zb.save(payload(10 * trial + i), f"{PLATE}/A01_s1_w1.tif"))
         winners = [i for i, o in enumerate(outcomes) if o is None]
         assert len(winners) == 1, outcomes
         assert all(isinstance(o, FileExistsError) and isinstance(o, StorageError) for o in outcomes if o is not None)
@@ -130,7 +106,7 @@ def test_racing_overwriters_and_creators_keep_every_acknowledged_plane(tmp_path:
                 zb.save(payload(100 + i), f"{PLATE}/A01_s1_w{i + 1}.tif")
             return i
 
-        assert _threads(4, write) == [0, 1, 2, 3]
+        assert run_threads(4, write) == [0, 1, 2, 3]
         _assert_planes(zb, {f"A01_s1_w{c + 1}.tif": 100 + c for c in range(4)})
 
 
@@ -141,7 +117,7 @@ def test_a_plane_that_no_longer_fits_after_a_racing_write_is_refused(tmp_path: P
     for trial in range(TRIALS):
         zb = _fresh(tmp_path, trial)
         shapes = [(16, 16), (8, 8)]
-        outcomes = _threads(2, lambda i: zb.save(payload(i, shape=shapes[i]), f"{PLATE}/A01_s1_w{i + 1}.tif"))
+        outcomes = run_threads(2, lambda i: zb.save(payload(i, shape=shapes[i]), f"{PLATE}/A01_s1_w{i + 1}.tif"))
         winners = [i for i, o in enumerate(outcomes) if o is None]
         assert len(winners) == 1 and isinstance(outcomes[1 - winners[0]], PlaneMismatchError), outcomes
         _assert_planes(zb, {f"A01_s1_w{winners[0] + 1}.tif": winners[0]})
@@ -287,9 +263,8 @@ def test_a_killed_lease_holder_on_s3_is_broken_after_the_lease_time(tmp_path: Pa
 def test_a_broken_lease_stops_the_commit(tmp_path: Path) -> None:
     """A holder whose lease was broken (its object deleted by a waiter) finds out at its next heartbeat and
     commits nothing: LeaseLostError, the well stays unlisted."""
-    from s3_server import new_s3_url
-
     from hcsvfs.backends.locks import LeaseLostError
+    from s3_server import new_s3_url
 
     url, options = new_s3_url()
     zb = ZarrStorageBackend(url, storage_options=options, config=ZarrConfig(lease_seconds=0.4))
