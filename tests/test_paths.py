@@ -224,3 +224,26 @@ def test_parent_and_basename_rebuild_the_path(raw: str) -> None:
         return
     assert P.join(P.parent(p), P.basename(p)) == p
     assert P.parent(p) == (os.path.dirname(p) or ".")
+
+
+_edgy = st.lists(st.sampled_from(["a", "..", ".", ".hcsvfs-tmp-x", "n" * 300, "b c"]), min_size=1, max_size=5).map("/".join)
+
+
+@given(st.one_of(_raw_path, _edgy))
+def test_checked_is_normalize_less_what_no_backend_stores(raw: str) -> None:
+    """checked() returns what normalize() does, or refuses exactly: '..' out of the root, a reserved or an over-long name."""
+    try:
+        expected = P.normalize(raw)
+    except InvalidPathError:
+        with pytest.raises(InvalidPathError):
+            P.checked(raw)
+        return
+    parts = expected.split("/")
+    refused = expected == ".." or expected.startswith("../") or any(
+        P.is_reserved_name(part) or len(os.fsencode(part)) > 255 for part in parts
+    )
+    if refused:
+        with pytest.raises(InvalidPathError):
+            P.checked(raw)
+    else:
+        assert P.checked(raw) == expected

@@ -98,6 +98,10 @@ def checked(path: PathLike, *, escapes: bool = True) -> str:
     """``normalize(path)``, refusing what no backend stores: names reserved for hcsvfs (``.hcsvfs-*``),
     names longer than file systems allow, and (``escapes=True``: backends with no folder of their own,
     such as memory) a ``..`` that climbs out of the root. Every backend refuses the same paths."""
+    if type(path) is str and len(path) <= _NAME_MAX and _is_canonical(path):
+        # The hot path: a canonical path has no '.'-leading component at all ('/.' and a leading '.'
+        # are not canonical), so neither '..' nor a reserved name, and it is too short for a long name.
+        return path
     p = normalize(path)
     if escapes and (p == ".." or p.startswith("../")):
         raise InvalidPathError(
