@@ -340,7 +340,7 @@ def test_load_batch_reads_each_plate_well_and_field_metadata_once(zb: ZarrStorag
     data = write(zb, names_for({"A01": 2, "B03": 2}, channels=3))  # 2 wells x 2 fields x 3 channels
     reads: list[str] = []
     real = zb.locator._read_meta
-    monkeypatch.setattr(zb.locator, "_read_meta", lambda key: reads.append(key) or real(key))
+    monkeypatch.setattr(zb.locator, "_read_meta", lambda key, v2: reads.append(key) or real(key, v2))
     got = zb.load_batch(list(data), materialize=True)
     assert all(np.array_equal(g, data[n]) for g, n in zip(got, data))
     assert len(reads) == len(set(reads)) == 1 + 2 + 4  # the plate, its wells, each field's array; 12 planes

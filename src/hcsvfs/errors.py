@@ -27,6 +27,7 @@ __all__ = [
     "MemoryBudgetError",
     "LockTimeoutError",
     "UnknownOptionError",
+    "ReadOnlyError",
 ]
 
 
@@ -91,6 +92,12 @@ class StorageFullError(_OSStorageError):
     """The device ran out of space (or a file-size limit was hit); nothing was replaced."""
 
     errno_code = _errno.ENOSPC
+
+
+class ReadOnlyError(_OSStorageError, PermissionError):
+    """hcsvfs reads this data but does not write into it (e.g. a plate another tool wrote)."""
+
+    errno_code = _errno.EROFS
 
 
 class LockTimeoutError(_OSStorageError, TimeoutError):

@@ -15,6 +15,7 @@ __all__ = [
     "HCSName",
     "Parser",
     "parse_filename",
+    "image_name",
     "register_parser",
     "parsers",
     "parse_well",
@@ -67,6 +68,11 @@ def _imagexpress(name: str) -> HCSName | None:
 
 
 _PARSERS: dict[str, Parser] = {"imagexpress": _imagexpress}
+
+
+def image_name(key: HCSName, ext: str = ".tif") -> str:
+    """The ImageXpress name of a plane, every number written: ``A01_s1_w2_z001_t001.tif``."""
+    return f"{key.well}_s{key.field}_w{key.channel}_z{key.z:03d}_t{key.t:03d}{ext}"
 
 
 def register_parser(name: str, parser: Parser, *, replace: bool = False) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..backends.zarr.codecs import describe_codecs
 from ..metrics.advice import chunk_advice
 
 __all__ = ["describe_local_file", "describe_object", "describe_zarr"]
@@ -54,7 +55,7 @@ def describe_zarr(url: str) -> dict[str, Any]:
             "dtype": str(node.dtype),
             "chunks": list(node.chunks),
             "shards": list(node.shards) if node.shards else None,
-            "codec": ", ".join(_codec_name(c) for c in node.compressors) or "none",
+            "codec": describe_codecs(node),
         }
         hint = chunk_advice(node.shape, node.chunks)
         if hint is not None:
@@ -76,14 +77,6 @@ def describe_zarr(url: str) -> dict[str, Any]:
             out["axes"] = "".join(a["name"] for a in ms.get("axes", []))
             out["levels"] = len(ms.get("datasets", []))
     return out
-
-
-def _codec_name(codec: Any) -> str:
-    cfg = codec.to_dict() if hasattr(codec, "to_dict") else {}
-    name = cfg.get("name", type(codec).__name__)
-    inner = cfg.get("configuration", {})
-    detail = [str(inner[k]) for k in ("cname", "clevel", "level", "shuffle") if k in inner]
-    return f"{name}({', '.join(detail)})" if detail else name
 
 
 def describe_object(obj: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import paths as P
 from ..filemanager import FileManager
-from ..hcs import HCSName, parse_filename, parse_well, register_parser
+from ..hcs import HCSName, image_name, parse_filename, parse_well, register_parser
 from ..registry import BackendRef
 from .errors import IngestError
 
@@ -53,7 +53,7 @@ register_parser("metaxpress", parse_metaxpress, replace=True)
 
 def output_name(key: HCSName) -> str:
     """The hcsvfs name of an image in an output plate: ``A01_s1_w2_z001_t001.tif``."""
-    return f"{key.well}_s{key.field}_w{key.channel}_z{key.z:03d}_t{key.t:03d}.tif"
+    return image_name(key)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from ... import paths as P
 from ...config import ZarrConfig
 from ...errors import CorruptDataError, InvalidPathError, PathExistsError, PathNotADirectoryError, UnsupportedTypeError
 from ..base import StatResult, StorageBackend
+from .catalog import PlaneRef
+from .codecs import describe_codecs
 from .image import open_array, open_levels, write_image
 from .ngff import default_axes, node_kind, validate_group
 from .plate import PlaneTarget, PlateInfo, PlateLayout
@@ -77,7 +79,9 @@ class ZarrStorageBackend(StorageBackend):
         if pkind == "internal":
             return None, None
         try:
-            meta = self._meta(p)
+            # zarr v2 is probed only where the parent is not a v3 node (each probe is a request on S3).
+            v2 = pmeta is None or pmeta.get("zarr_format") == 2
+            meta = self.locator.read_meta(self.locator.key(p), v2=v2)
         except CorruptDataError:
             return "file", None  # a damaged node: a file to delete or replace; loading it says what is wrong
         kind = node_kind(meta)
@@ -163,12 +167,13 @@ class ZarrStorageBackend(StorageBackend):
             raise self._is_a_directory(p)
         if kind == "plane":
             assert meta is not None
-            field_path, index = meta["field"]
-            key = self.locator.key(f"{field_path}/{level}")
-            level_meta = self.locator.read_meta(key) if level >= 0 else None
-            if level_meta is None:
+            ref: PlaneRef = meta["field"]
+            dataset = ref.level_path(level)
+            key = self.locator.key(f"{ref.field}/{dataset}") if dataset is not None else None
+            level_meta = self.locator.read_meta(key) if key is not None else None
+            if key is None or level_meta is None:
                 raise InvalidPathError(f"{p!r} has no pyramid level {level}", path=p, backend=self.name)
-            view = ZarrArrayView(open_array(self.locator, key, meta=level_meta), p, prefix=index)
+            view = ZarrArrayView(open_array(self.locator, key, meta=level_meta), p, prefix=ref.index)
         else:
             levels = open_levels(self.locator, p, meta=meta)
             if not 0 <= level < len(levels):
@@ -187,7 +192,7 @@ class ZarrStorageBackend(StorageBackend):
             view = self.load(p)
         except CorruptDataError as exc:
             return StatResult(p, "file", size=self.locator.size(self.locator.key(p)), extra={"damaged": str(exc)})
-        extra = {"shape": view.shape, "dtype": str(view.dtype), "codec": self.config.compression}
+        extra = {"shape": view.shape, "dtype": str(view.dtype), "codec": describe_codecs(view.zarr)}
         if kind == "plane":
             # A plane shares its field's shard: report its decoded size.
             return StatResult(p, "file", size=view.nbytes, extra={**extra, "plate": P.parent(p)})

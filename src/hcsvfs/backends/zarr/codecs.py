@@ -8,7 +8,7 @@ from zarr.codecs import BloscCname, BloscCodec, BloscShuffle, Crc32cCodec, GzipC
 
 from ...config import ZarrConfig
 
-__all__ = ["compressors", "array_layout"]
+__all__ = ["compressors", "array_layout", "describe_codecs"]
 
 _BLOSC_SHUFFLE = {"byte": BloscShuffle.shuffle, "bit": BloscShuffle.bitshuffle, "none": BloscShuffle.noshuffle}
 
@@ -33,3 +33,17 @@ def array_layout(config: ZarrConfig, shape: tuple[int, ...]) -> dict[str, Any]:
         "shards": config.shard_shape(shape),
         "compressors": compressors(config),
     }
+
+
+def describe_codecs(array: Any) -> str:
+    """The compressors of any zarr array as it stores them (``blosc(lz4, 1, shuffle)``), v3 or v2; ``none``."""
+    return ", ".join(_codec_name(c) for c in getattr(array, "compressors", ()) or ()) or "none"
+
+
+def _codec_name(codec: Any) -> str:
+    # zarr v3 codecs describe themselves with to_dict(), numcodecs ones (zarr v2 arrays) with get_config().
+    cfg = codec.to_dict() if hasattr(codec, "to_dict") else codec.get_config() if hasattr(codec, "get_config") else {}
+    name = cfg.get("name") or cfg.get("id") or type(codec).__name__
+    inner = cfg.get("configuration", cfg)
+    detail = [str(inner[k]) for k in ("cname", "clevel", "level", "shuffle") if k in inner]
+    return f"{name}({', '.join(detail)})" if detail else str(name)

@@ -11,14 +11,24 @@ from zarr.storage import StorePath
 from ...config import ZarrConfig
 from ...errors import PathNotFoundError
 from .codecs import array_layout
-from .ngff import image_attrs
+from .ngff import image_attrs, ngff
 from .pyramid import downsample
 from .store import StoreLocator
 
 if TYPE_CHECKING:
+    from zarr.core.metadata.v2 import ArrayV2MetadataDict
     from zarr.core.metadata.v3 import ArrayMetadataJSON_V3
 
-__all__ = ["write_image", "write_levels", "commit_image", "level_count", "PENDING", "open_levels", "open_array"]
+__all__ = [
+    "write_image",
+    "write_levels",
+    "commit_image",
+    "level_count",
+    "PENDING",
+    "open_levels",
+    "level_paths",
+    "open_array",
+]
 
 #: Attributes of a node being written: node_kind() says "internal", so listings and loads skip it.
 PENDING = {"hcsvfs": {"kind": "pending"}}
@@ -95,20 +105,35 @@ def open_levels(locator: StoreLocator, logical: str, mode: str = "r", meta: dict
     """The level arrays of the image at ``logical`` (whose group metadata may be passed in), full resolution first."""
     key = locator.key(logical)
     meta = meta if meta is not None else locator.read_meta(key) or {}
-    ome = (meta.get("attributes") or {}).get("ome") or {}
-    paths = [d["path"] for d in ome["multiscales"][0]["datasets"]] if "multiscales" in ome else ["0"]
-    return [open_array(locator, f"{key}/{p}" if key else p, mode) for p in paths]
+    return [open_array(locator, _join(key, p), mode) for p in level_paths(meta)]
+
+
+def level_paths(meta: dict[str, Any] | None) -> list[str]:
+    """The dataset paths of an image's pyramid, full resolution first, from its multiscales (``0``, ``s0``,
+    ``scale0/image``...: never assumed); ``["0"]`` for an image without multiscales (``ome_metadata=False``)."""
+    multiscales = ngff(meta).get("multiscales")
+    if not multiscales:
+        return ["0"]
+    return [d["path"] for d in multiscales[0]["datasets"]]
 
 
 def open_array(locator: StoreLocator, key: str, mode: str = "r", *, meta: dict[str, Any] | None = None) -> Any:
     """The zarr array at store ``key``, built from metadata read by the locator (one event-loop hop fewer per open).
 
-    ``meta``: the array's ``zarr.json`` when the caller has just read it (one store request fewer).
+    ``meta``: the array's metadata when the caller has just read it (one store request fewer). zarr v2 arrays
+    (NGFF 0.4) open the same way, from their ``.zarray`` and ``.zattrs``.
     """
     meta = meta if meta is not None else locator.read_meta(key)
     if meta is None or meta.get("node_type") != "array":
         # Also what a reader sees when a racing mover or deleter took the image a moment ago.
         raise PathNotFoundError(f"no zarr array at {key!r} (moved or deleted meanwhile?)", path=key, backend="zarr")
-    # zarr's public AsyncArray takes the parsed zarr.json as it is: no second read of it.
-    document = cast("ArrayMetadataJSON_V3", meta)
+    # zarr's public AsyncArray takes the parsed metadata document as it is: no second read of it.
+    if meta.get("zarr_format") == 2:
+        document: Any = cast("ArrayV2MetadataDict", {**meta["v2"], "attributes": meta.get("attributes") or {}})
+    else:
+        document = cast("ArrayMetadataJSON_V3", meta)
     return zarr.Array(zarr.AsyncArray(metadata=document, store_path=StorePath(locator.store, key)))
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}/{name}" if key else name

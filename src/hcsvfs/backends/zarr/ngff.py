@@ -1,4 +1,9 @@
-"""OME-NGFF 0.5 metadata: build image, well and plate attributes, classify nodes, validate with ome-zarr-models."""
+"""OME-NGFF metadata: build 0.5 image, well and plate attributes; read 0.4 and 0.5; classify nodes; validate.
+
+Reading is wider than writing: NGFF 0.5 keeps its metadata in ``attributes.ome``
+(zarr v3), 0.4 and older at the top level of the attributes (zarr v2, as the
+IDR, ngio, ome-zarr-py's 0.4 writer and the original system store them).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ __all__ = [
     "well_attrs",
     "plate_attrs",
     "node_kind",
+    "ngff",
+    "ngff_version",
     "validate_group",
 ]
 
@@ -83,8 +90,28 @@ def plate_attrs(
     }
 
 
+def ngff(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The OME-NGFF metadata of a node: ``attributes.ome`` (0.5), else the attributes themselves (0.4 and older)."""
+    attrs = (meta or {}).get("attributes") or {}
+    ome = attrs.get("ome")
+    return ome if isinstance(ome, dict) else attrs
+
+
+def ngff_version(meta: dict[str, Any] | None) -> str | None:
+    """The NGFF version a node declares (0.5: ``ome.version``; 0.4: the ``version`` of its multiscales, plate or well)."""
+    ome = ngff(meta)
+    if "version" in ome:
+        return str(ome["version"])
+    for key in ("multiscales", "plate", "well"):
+        part = ome.get(key)
+        part = part[0] if isinstance(part, list) and part else part
+        if isinstance(part, dict) and "version" in part:
+            return str(part["version"])
+    return None
+
+
 def node_kind(meta: dict[str, Any] | None) -> str | None:
-    """What a ``zarr.json`` means to the VFS: image, array, plate, internal, dir; None for no node."""
+    """What a node's metadata means to the VFS: image, array, plate, internal, dir; None for no node."""
     if meta is None:
         return None
     if meta.get("node_type") == "array":
@@ -93,7 +120,7 @@ def node_kind(meta: dict[str, Any] | None) -> str | None:
     own = (attrs.get("hcsvfs") or {}).get("kind")
     if own in ("internal", "pending"):
         return "internal"
-    ome = attrs.get("ome") or {}
+    ome = ngff(meta)
     if "plate" in ome or own == "plate":
         return "plate"
     if "well" in ome:
@@ -104,38 +131,49 @@ def node_kind(meta: dict[str, Any] | None) -> str | None:
 
 
 def validate_group(group: Any, where: str) -> list[str]:
-    """Validate an NGFF 0.5 image or plate (every well and field of it) with ome-zarr-models; return what was checked."""
+    """Validate an NGFF 0.4 or 0.5 image or plate (every well and field of it) with ome-zarr-models' models of
+    that version; return what was checked."""
     import warnings
 
-    from ome_zarr_models.v05 import HCS, Image, Well
     from pydantic import ValidationError
 
+    version = "0.5" if "ome" in dict(group.attrs) else "0.4"
+    if version == "0.5":
+        from ome_zarr_models.v05 import HCS, Image, Well
+    else:
+        from ome_zarr_models.v04 import HCS, Image, Well  # type: ignore[assignment]
     with warnings.catch_warnings():
         # ome-zarr-models warns that 0.5 plates carry no plate.version: in 0.5 the version lives in attributes.ome.
         warnings.filterwarnings("ignore", message=".*'version' field not specified.*")
-        return _validate(group, where, HCS, Image, Well, ValidationError)
+        return _validate(group, where, version, (HCS, Image, Well), ValidationError)
 
 
-def _validate(group: Any, where: str, HCS: Any, Image: Any, Well: Any, ValidationError: Any) -> list[str]:
+def _validate(group: Any, where: str, version: str, models: tuple[Any, Any, Any], ValidationError: Any) -> list[str]:
+    HCS, Image, Well = models
     checked: list[str] = []
-    ome = dict(group.attrs).get("ome") or {}
+
+    def ome(g: Any) -> dict[str, Any]:
+        attrs = dict(g.attrs)
+        return attrs.get("ome") or attrs
+
     try:
-        if "plate" in ome:
+        meta = ome(group)
+        if "plate" in meta:
             HCS.from_zarr(group)
             checked.append(where)
-            for well in ome["plate"]["wells"]:
+            for well in meta["plate"]["wells"]:
                 wg = group[well["path"]]
                 Well.from_zarr(wg)
                 checked.append(f"{where}/{well['path']}")
-                for image in wg.attrs["ome"]["well"]["images"]:
+                for image in ome(wg)["well"]["images"]:
                     Image.from_zarr(wg[image["path"]])
                     checked.append(f"{where}/{well['path']}/{image['path']}")
-        elif "multiscales" in ome:
+        elif "multiscales" in meta:
             Image.from_zarr(group)
             checked.append(where)
         else:
             raise InvalidMetadataError(
-                f"{where!r} has no OME-NGFF 0.5 image or plate metadata (attributes.ome.multiscales or .plate)",
+                f"{where!r} has no OME-NGFF image or plate metadata (multiscales or plate, in attributes.ome for 0.5)",
                 path=where,
                 backend="zarr",
             )
@@ -143,7 +181,7 @@ def _validate(group: Any, where: str, HCS: Any, Image: Any, Well: Any, Validatio
         first = exc.errors()[0]
         loc = "/".join(map(str, first.get("loc", ()))) or "metadata"
         raise InvalidMetadataError(
-            f"{where!r} is not valid OME-NGFF {NGFF_VERSION} after {len(checked)} valid group(s): {loc}: {first['msg']}",
+            f"{where!r} is not valid OME-NGFF {version} after {len(checked)} valid group(s): {loc}: {first['msg']}",
             path=where,
             backend="zarr",
         ) from exc
@@ -151,7 +189,7 @@ def _validate(group: Any, where: str, HCS: Any, Image: Any, Well: Any, Validatio
         if isinstance(exc, InvalidMetadataError):
             raise
         raise InvalidMetadataError(
-            f"{where!r} is not valid OME-NGFF {NGFF_VERSION} after {len(checked)} valid group(s): {type(exc).__name__}: {exc}",
+            f"{where!r} is not valid OME-NGFF {version} after {len(checked)} valid group(s): {type(exc).__name__}: {exc}",
             path=where,
             backend="zarr",
         ) from exc

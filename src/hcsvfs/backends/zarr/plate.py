@@ -23,10 +23,11 @@ import numpy as np
 
 from ... import paths as P
 from ...config import ZarrConfig
-from ...errors import InvalidPathError, PathExistsError, StorageError
+from ...errors import InvalidPathError, PathExistsError, ReadOnlyError, StorageError
 from ...hcs import HCSName, parse_filename, row_index, row_name
-from .image import open_array, open_levels, write_image, write_levels
-from .ngff import node_kind, plate_attrs, well_attrs
+from .catalog import PlaneRef, foreign_well_planes, well_label
+from .image import level_paths, open_array, open_levels, write_image, write_levels
+from .ngff import ngff, node_kind, plate_attrs, well_attrs
 from .store import StoreLocator
 from .view import ZarrArrayView
 
@@ -83,7 +84,7 @@ class WellInfo:
     row: str
     column: str
     fields: list[str]
-    files: dict[str, list[Any]] = field(default_factory=dict)  #: file name -> [field, t, c, z]
+    files: dict[str, PlaneRef] = field(default_factory=dict)  #: file name -> where the plane is
 
 
 @dataclass
@@ -97,17 +98,23 @@ class PlateInfo:
     field_count: int
     _layout: PlateLayout
 
-    def field(self, well: str, field: int | str = 0) -> ZarrArrayView:
-        """The lazy (t, c, z, y, x) array of ``field`` (0-based) in ``well`` (``A01``)."""
+    def field(self, well: str, field: int | str = 0, *, level: int = 0) -> ZarrArrayView:
+        """The lazy array of image ``field`` of ``well`` (``A01``): (t, c, z, y, x) in hcsvfs's plates, the axes
+        its multiscales declare in others; ``field`` is a 0-based position in the well's image list or its path."""
         info = self.wells.get(well.upper())
-        if info is None or str(field) not in info.fields:
+        path = info.fields[field] if info is not None and isinstance(field, int) and 0 <= field < len(info.fields) else str(field)
+        if info is None or path not in info.fields:
             raise InvalidPathError(
                 f"plate {self.path!r} has no field {field} in well {well!r}; wells: {', '.join(sorted(self.wells)) or 'none'}",
                 path=self.path,
                 backend="zarr",
             )
-        logical = f"{self.path}/{info.row}/{info.column}/{field}"
-        return ZarrArrayView(open_array(self._layout.locator, self._layout.locator.key(f"{logical}/0")), logical)
+        logical = f"{self.path}/{info.row}/{info.column}/{path}"
+        loc = self._layout.locator
+        levels = level_paths(loc.read_meta(loc.key(logical)))
+        if not 0 <= level < len(levels):
+            raise InvalidPathError(f"{logical!r} has pyramid levels 0..{len(levels) - 1}, not {level}", path=logical)
+        return ZarrArrayView(open_array(loc, loc.key(f"{logical}/{levels[level]}")), logical)
 
 
 class PlateLayout:
@@ -122,6 +129,14 @@ class PlateLayout:
         """The plate target of ``logical``, None for a plain image; InvalidPathError for a bad name inside a plate."""
         parent, filename = P.parent(logical), P.basename(logical)
         is_plate = node_kind(parent_meta) == "plate"
+        if is_plate and not is_own(parent_meta):
+            raise ReadOnlyError(
+                f"cannot write {logical!r}: plate {parent!r} was written by another tool, and hcsvfs reads such "
+                "plates but does not write into them (its layout is not hcsvfs's). Convert it first: "
+                f"hcsvfs convert {parent} NEW.zarr",
+                path=logical,
+                backend="zarr",
+            )
         parser = self._parser(parent_meta)
         parsed = parse_filename(filename, parser)
         if parsed is not None and (is_plate or parent.lower().endswith(".zarr")):
@@ -140,45 +155,54 @@ class PlateLayout:
         return own.get("parser", self.config.filename_parser)
 
     # ------------------------------------------------------------------ reading
-    def _well_meta(self, well: str) -> dict[str, Any]:
-        return self.locator.read_meta(self.locator.key(well)) or {}
+    def _well_meta(self, well: str, *, v2: bool = False) -> dict[str, Any]:
+        """A well's metadata; zarr v2 is probed only for other tools' plates (hcsvfs's are v3)."""
+        return self.locator.read_meta(self.locator.key(well), v2=v2) or {}
 
-    def lookup(self, plate: str, filename: str, plate_meta: dict[str, Any] | None) -> tuple[str, tuple[int, ...]] | None:
-        """(field path, (t, c, z)) of a saved file name, or None."""
-        parsed = parse_filename(filename, self._parser(plate_meta))
-        if parsed is None:
-            return None
-        t = PlaneTarget(plate, filename, parsed)
-        entry = _index(self._well_meta(t.well)).get(filename)
-        if entry is None:
-            return None
-        return f"{t.well}/{entry[0]}", tuple(entry[1:])
+    def lookup(self, plate: str, filename: str, plate_meta: dict[str, Any] | None) -> PlaneRef | None:
+        """Where the plane named ``filename`` is in the plate, or None."""
+        if is_own(plate_meta):
+            parsed = parse_filename(filename, self._parser(plate_meta))
+            if parsed is None:
+                return None
+            t = PlaneTarget(plate, filename, parsed)
+            entry = _index(self._well_meta(t.well)).get(filename)
+            return None if entry is None else PlaneRef(f"{t.well}/{entry[0]}", tuple(entry[1:]))
+        parsed = parse_filename(filename)  # foreign names are ImageXpress (synthesised) or whatever a map says
+        wells = _plate_wells(plate_meta)
+        if parsed is not None:
+            wells = [w for w in wells if well_label(w) == parsed.well] or wells
+        for w in wells:
+            found = self.well_planes(plate, w, plate_meta).get(filename)
+            if found is not None:
+                return found
+        return None
+
+    def well_planes(self, plate: str, well_path: str, plate_meta: dict[str, Any] | None) -> dict[str, PlaneRef]:
+        """Every named plane of one well (``A/1``): its index in hcsvfs's plates, read or synthesised in others."""
+        if not is_own(plate_meta):
+            return foreign_well_planes(self.locator, plate, well_path)
+        well = f"{plate}/{well_path}"
+        return {name: PlaneRef(f"{well}/{e[0]}", tuple(e[1:])) for name, e in _index(self._well_meta(well)).items()}
 
     def names(self, plate: str, plate_meta: dict[str, Any] | None) -> list[str]:
-        """Every file name saved into the plate, sorted."""
-        ome = ((plate_meta or {}).get("attributes") or {}).get("ome") or {}
+        """Every plane name of the plate, sorted."""
         out: list[str] = []
-        for well in (ome.get("plate") or {}).get("wells", []):
-            out.extend(_index(self._well_meta(f"{plate}/{well['path']}")))
+        for well in _plate_wells(plate_meta):
+            out.extend(self.well_planes(plate, well, plate_meta))
         return sorted(out)
 
     def info(self, plate: str, plate_meta: dict[str, Any]) -> PlateInfo:
-        ome = (plate_meta.get("attributes") or {}).get("ome") or {}
-        meta = ome.get("plate") or {}
+        meta = ngff(plate_meta).get("plate") or {}
         wells: dict[str, WellInfo] = {}
-        for w in meta.get("wells", []):
-            r, c = w["path"].split("/")
-            wm = self._well_meta(f"{plate}/{w['path']}")
-            fields = [i["path"] for i in ((wm.get("attributes") or {}).get("ome") or {}).get("well", {}).get("images", [])]
-            wells[f"{r}{int(c):02d}"] = WellInfo(r, c, fields, _index(wm))
-        return PlateInfo(
-            plate,
-            [r["name"] for r in meta.get("rows", [])],
-            [c["name"] for c in meta.get("columns", [])],
-            wells,
-            int(meta.get("field_count", 0)),
-            self,
-        )
+        for path in _plate_wells(plate_meta):
+            r, c = path.split("/")
+            images = (ngff(self._well_meta(f"{plate}/{path}", v2=not is_own(plate_meta))).get("well") or {}).get("images", [])
+            wells[well_label(path)] = WellInfo(r, c, [i["path"] for i in images], self.well_planes(plate, path, plate_meta))
+        # field_count is optional in NGFF: the most fields any well lists, where the plate does not say.
+        count = int(meta.get("field_count") or max((len(w.fields) for w in wells.values()), default=0))
+        rows = [r["name"] for r in meta.get("rows", [])]
+        return PlateInfo(plate, rows, [c["name"] for c in meta.get("columns", [])], wells, count, self)
 
     # ------------------------------------------------------------------ writing
     def check(self, items: Sequence[tuple[PlaneTarget, np.ndarray]], overwrite: bool) -> None:
@@ -202,8 +226,8 @@ class PlateLayout:
             first = field_planes[0][1]
             key = self.locator.key(field_path)
             # Only a committed field constrains new planes; an uncommitted one is rewritten (see _write_field).
-            committed = node_kind(self.locator.read_meta(key)) == "image"
-            existing = self.locator.read_meta(f"{key}/0") if committed else None
+            committed = node_kind(self.locator.read_meta(key, v2=False)) == "image"
+            existing = self.locator.read_meta(f"{key}/0", v2=False) if committed else None
             shape, dtype = (tuple(existing["shape"][-2:]), existing["data_type"]) if existing else (first.shape, str(first.dtype))
             for t, data in field_planes:
                 where = P.join(t.plate, t.filename)
@@ -302,7 +326,7 @@ class PlateLayout:
         # Only a committed field is grown in place; one left pending by a killed writer is written afresh
         # (growing it would list the well with a field whose image metadata was never committed).
         key = self.locator.key(field_path)
-        existing = node_kind(self.locator.read_meta(key)) == "image"
+        existing = node_kind(self.locator.read_meta(key, v2=False)) == "image"
         if not existing:
             if self.locator.has_children(key):
                 self.locator.delete_tree(key)  # debris of that killed writer: zarr will not create over it
@@ -352,10 +376,10 @@ class PlateLayout:
         first = targets[0]
         loc = self.locator
         row_key = loc.key(f"{first.plate}/{first.row}")
-        if node_kind(loc.read_meta(row_key)) != "internal":
+        if node_kind(loc.read_meta(row_key, v2=False)) != "internal":
             loc.write_meta(row_key, {"zarr_format": 3, "node_type": "group", "attributes": _INTERNAL})
         wkey = loc.key(first.well)
-        wmeta = loc.read_meta(wkey) or {}
+        wmeta = loc.read_meta(wkey, v2=False) or {}
         attrs = wmeta.get("attributes") or {}
         index = dict(_index(wmeta))
         fields = {i["path"] for i in ((attrs.get("ome") or {}).get("well") or {}).get("images", [])}
@@ -457,6 +481,16 @@ def _by_field(items: Planes) -> dict[str, Planes]:
     for t, data in items:
         out[t.field].append((t, data))
     return dict(out)
+
+
+def is_own(plate_meta: dict[str, Any] | None) -> bool:
+    """True for a plate hcsvfs made (it writes into those only)."""
+    return ((((plate_meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("kind")) == "plate"
+
+
+def _plate_wells(plate_meta: dict[str, Any] | None) -> list[str]:
+    """The well paths (``A/1``) a plate lists."""
+    return [w["path"] for w in (ngff(plate_meta).get("plate") or {}).get("wells", [])]
 
 
 def _index(meta: dict[str, Any] | None) -> dict[str, list[Any]]:

@@ -121,37 +121,60 @@ class StoreLocator:
         finally:
             self._memo.table = None
 
-    def read_meta(self, key: str) -> dict[str, Any] | None:
-        """The parsed ``zarr.json`` of the node at ``key``, or None if there is none."""
+    def read_meta(self, key: str, *, v2: bool = True) -> dict[str, Any] | None:
+        """The metadata of the node at ``key``, or None if there is none.
+
+        zarr v3: the parsed ``zarr.json``. zarr v2 (most NGFF 0.4 data), tried when there
+        is no ``zarr.json`` and ``v2``: a dict of the same shape, ``{"zarr_format": 2,
+        "node_type": "group" | "array", "attributes": <.zattrs>}``, plus ``"v2"``: the
+        ``.zarray`` of an array. Callers that know the node is hcsvfs's own (v3) pass
+        ``v2=False``: on an object store each probe is a request.
+        """
         table = getattr(self._memo, "table", None)
         if table is None:
-            return self._read_meta(key)
-        if key not in table:
-            table[key] = self._read_meta(key)
-        return table[key]
+            return self._read_meta(key, v2)
+        cached = table.get(key)
+        if cached is None or (v2 and cached[0] is None and not cached[1]):
+            cached = table[key] = (self._read_meta(key, v2), v2)
+        return cached[0]
 
-    def _read_meta(self, key: str) -> dict[str, Any] | None:
+    def _read_meta(self, key: str, v2: bool) -> dict[str, Any] | None:
+        doc = self._read_json(key, _META)
+        if doc is not None or not v2:
+            return doc
+        for name, node_type in ((".zarray", "array"), (".zgroup", "group")):
+            doc = self._read_json(key, name)
+            if doc is not None:
+                attrs = self._read_json(key, ".zattrs") or {}
+                meta: dict[str, Any] = {"zarr_format": 2, "node_type": node_type, "attributes": attrs}
+                if node_type == "array":
+                    meta["v2"] = doc
+                return meta
+        return None
+
+    def _read_json(self, key: str, name: str) -> dict[str, Any] | None:
+        """The JSON object stored at ``key/name``; None if absent, CorruptDataError if it does not parse."""
         if self._local is not None:
             # A plain file read: zarr's sync() hop to its event loop costs ~1-2 ms on a busy machine.
             try:
-                raw = (self._local / _join(key, _META)).read_bytes()
+                raw = (self._local / _join(key, name)).read_bytes()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 return None
         else:
-            buf = sync(self.store.get(_join(key, _META), prototype=default_buffer_prototype()))
+            buf = sync(self.store.get(_join(key, name), prototype=default_buffer_prototype()))
             if buf is None:
                 return None
             raw = buf.to_bytes()
         try:
-            meta = json.loads(raw)
+            doc = json.loads(raw)
         except ValueError as exc:
-            raise self._corrupt(key, f"is not JSON ({exc})") from None
-        if not isinstance(meta, dict):
-            raise self._corrupt(key, f"holds a JSON {type(meta).__name__}, not an object")
-        return meta
+            raise self._corrupt(key, name, f"is not JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise self._corrupt(key, name, f"holds a JSON {type(doc).__name__}, not an object")
+        return doc
 
-    def _corrupt(self, key: str, what: str) -> CorruptDataError:
-        where = str(self._local / key / _META) if self._local is not None else f"{self.store}/{_join(key, _META)}"
+    def _corrupt(self, key: str, name: str, what: str) -> CorruptDataError:
+        where = str(self._local / key / name) if self._local is not None else f"{self.store}/{_join(key, name)}"
         return CorruptDataError(
             f"the zarr metadata {where!r} {what}; the node is damaged. Restore it from a copy, "
             "or delete the node and write it again",
@@ -164,7 +187,7 @@ class StoreLocator:
         data = json.dumps(meta, indent=2).encode()
         table = getattr(self._memo, "table", None)
         if table is not None:
-            table[key] = meta
+            table[key] = (meta, True)
         if self._local is not None:
             # Temp file + rename: a reader sees the old metadata or the new, never half of it.
             target = self._local / _join(key, _META)

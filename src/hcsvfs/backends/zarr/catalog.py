@@ -1,0 +1,112 @@
+"""The planes of any plate's wells as named files, whoever wrote the plate.
+
+hcsvfs's own wells carry a filename index (``attributes.hcsvfs.index``). For
+the rest a well is read as it is laid out: its fields from the well metadata,
+each field's pyramid and axis order from its multiscales (never assumed), and
+the names either from a filename map the original system wrote on each field
+array (``polystore_filename_map``, ``openhcs_filename_map``: name -> indices
+along the leading axes) or synthesised in ImageXpress form
+(``A01_s1_w2_z001_t001.tif``) from the axes and the shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from ...hcs import HCSName, image_name, parse_well
+from .image import level_paths
+from .ngff import ngff
+from .store import StoreLocator
+
+__all__ = ["PlaneRef", "FILENAME_MAP_ATTRS", "well_label", "foreign_well_planes", "array_shape"]
+
+#: Attributes on a field's full-resolution array that map file names to plane indices (the original system's).
+FILENAME_MAP_ATTRS = ("polystore_filename_map", "openhcs_filename_map")
+
+
+@dataclass(frozen=True)
+class PlaneRef:
+    """Where one named plane is: a field image, its pyramid, and the plane's indices along the leading axes."""
+
+    field: str  #: logical path of the field's image group
+    index: tuple[int, ...]  #: indices along every axis before (y, x), in the array's order
+    #: dataset paths of the pyramid, full resolution first; None for hcsvfs's own fields ("0", "1", ...)
+    levels: tuple[str, ...] | None = None
+
+    def level_path(self, level: int) -> str | None:
+        """The dataset path of pyramid ``level``, or None if the field has no such level."""
+        if self.levels is None:
+            return str(level) if level >= 0 else None
+        return self.levels[level] if 0 <= level < len(self.levels) else None
+
+
+def well_label(path: str) -> str:
+    """``A/1``, ``A/01`` -> ``A01`` (the well's name in file names)."""
+    row, _, column = path.partition("/")
+    return f"{row.upper()}{int(column):02d}" if column.isdigit() else f"{row}{column}"
+
+
+def array_shape(meta: dict[str, Any] | None) -> tuple[int, ...]:
+    """The shape of a zarr v3 or v2 array from its metadata."""
+    doc = (meta or {}).get("v2") or meta or {}
+    return tuple(int(n) for n in doc.get("shape", ()))
+
+
+def foreign_well_planes(locator: StoreLocator, plate: str, well_path: str) -> dict[str, PlaneRef]:
+    """Every plane of a well another tool wrote, by file name: from a filename map where its fields carry one,
+    else synthesised from each field's axes and shape (field numbers follow the well's image list)."""
+    well = f"{plate}/{well_path}"
+    images = (ngff(locator.read_meta(locator.key(well))).get("well") or {}).get("images") or []
+    row, column = parse_well(well_label(well_path))
+    out: dict[str, PlaneRef] = {}
+    for n, image in enumerate(images):
+        field = f"{well}/{image['path']}"
+        fmeta = locator.read_meta(locator.key(field))
+        levels = tuple(level_paths(fmeta))
+        ameta = locator.read_meta(locator.key(f"{field}/{levels[0]}"))
+        if ameta is None:
+            continue  # a field listed but not (or no longer) there: nothing to name
+        attrs = ameta.get("attributes") or {}
+        mapping = next((attrs[a] for a in FILENAME_MAP_ATTRS if isinstance(attrs.get(a), dict)), None)
+        if mapping is not None:
+            out.update({name: PlaneRef(field, tuple(int(i) for i in idx), levels) for name, idx in mapping.items()})
+            continue
+        shape = array_shape(ameta)
+        for index, name in _synthesised(row, column, n, _axes(fmeta, len(shape)), shape):
+            out[name] = PlaneRef(field, index, levels)
+    return out
+
+
+def _axes(field_meta: dict[str, Any] | None, rank: int) -> list[str]:
+    """Axis names of a field's arrays (NGFF 0.4+ dicts, 0.3 strings), or the NGFF order for the rank."""
+    multiscales = ngff(field_meta).get("multiscales") or [{}]
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in multiscales[0].get("axes", [])]
+    return axes if len(axes) == rank else list("tczyx"[-rank:])
+
+
+def _synthesised(
+    row: int, column: int, image: int, axes: list[str], shape: tuple[int, ...]
+) -> list[tuple[tuple[int, ...], str]]:
+    """(indices, ImageXpress name) of every plane of one field image.
+
+    t, c and z give the name's _t, _w and _z; any other leading axis (a stage position, an
+    acquisition) numbers extra fields after this image's, so no two planes share a name.
+    """
+    leading = axes[:-2]
+    sizes = shape[:-2]
+    others = [i for i, a in enumerate(leading) if a not in ("t", "c", "z")]
+    extra = 1
+    for i in others:
+        extra *= sizes[i]
+    out = []
+    for index in itertools.product(*(range(s) for s in sizes)):
+        pos = dict(zip(leading, index))
+        flat = 0
+        for i in others:
+            flat = flat * sizes[i] + index[i]
+        key = HCSName(row, column, image * extra + flat + 1, pos.get("c", 0) + 1, pos.get("z", 0) + 1, pos.get("t", 0) + 1)
+        out.append((index, image_name(key)))
+    return out
+
