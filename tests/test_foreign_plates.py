@@ -137,3 +137,105 @@ def test_foreign_plates_on_s3(plates: Path, peer: tuple[str, str]) -> None:
     got = zb.load_batch([f"{_name(peer)}/{n}" for n in want], materialize=True)
     assert [int(g[0, 0]) for g in got] == list(want.values())
     assert len(zb.validate(_name(peer))) == 1 + 2 + 2 * FIELDS
+
+
+# ---------------------------------------------------------------- the other way: peers read what hcsvfs writes
+@pytest.fixture(scope="module")
+def own_plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    """An hcsvfs plate (wells A01 and B02, 2 fields, channels DAPI and GFP, 2 z) and each plane's value."""
+    from hcsvfs.config import ZarrConfig
+
+    root = tmp_path_factory.mktemp("own")
+    zb = ZarrStorageBackend(root, config=ZarrConfig(channel_names=("DAPI", "GFP")))
+    zb.ensure_directory("p.zarr")
+    want = expected()
+    zb.save_batch([np.full((16, 16), v, np.uint16) for v in want.values()], [f"p.zarr/{n}" for n in want])
+    labels = np.zeros((16, 16), np.int32)
+    labels[2:6, 3:7] = 7
+    zb.save_batch([labels] * 4, [f"p.zarr/{w}_s{s}_w1_z001_t001.tif" for w in ("A01", "B02") for s in (1, 2)],
+                  label="cells")
+    return root / "p.zarr", want
+
+
+def _field_values(data: np.ndarray) -> list[int]:
+    """The value of each (c, z) plane of a (t, c, z, y, x) field, in c-major order."""
+    arr = np.asarray(data)
+    return [int(arr[0, c, z, 0, 0]) for c in range(arr.shape[1]) for z in range(arr.shape[2])]
+
+
+def _wanted(want: dict[str, int], well: str, field: int) -> list[int]:
+    return [want[f"{well}_s{field + 1}_w{c + 1}_z{z + 1:03d}_t001.tif"] for c in range(CHANNELS) for z in range(ZS)]
+
+
+FIELD_PATHS = [("A", "1", "A01", 0), ("A", "1", "A01", 1), ("B", "2", "B02", 0), ("B", "2", "B02", 1)]
+
+
+def test_ome_zarr_py_reads_every_field_with_channel_names(own_plate: tuple[Path, dict[str, int]]) -> None:
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    plate, want = own_plate
+    for row, col, well, f in FIELD_PATHS:
+        node = next(iter(Reader(parse_url(str(plate / row / col / str(f))))()))
+        assert _field_values(node.data[0]) == _wanted(want, well, f)
+        assert node.metadata["channel_names"] == ["DAPI", "GFP"]
+
+
+def test_ngio_reads_every_field_with_channel_names(own_plate: tuple[Path, dict[str, int]]) -> None:
+    import ngio
+
+    plate, want = own_plate
+    opened = ngio.open_ome_zarr_plate(str(plate))
+    assert sorted(opened.images_paths()) == ["A/1/0", "A/1/1", "B/2/0", "B/2/1"]
+    for row, col, well, f in FIELD_PATHS:
+        container = opened.get_image(row, col, str(f))
+        assert _field_values(container.get_image().get_as_numpy()) == _wanted(want, well, f)
+        assert container.channel_labels == ["DAPI", "GFP"]
+
+
+def test_ngff_zarr_reads_every_field_with_channel_names(own_plate: tuple[Path, dict[str, int]]) -> None:
+    import ngff_zarr as nz
+
+    plate, want = own_plate
+    opened = nz.from_hcs_zarr(str(plate))
+    for row, col, well, f in FIELD_PATHS:
+        image = opened.get_well(row, col).get_image(f)
+        assert _field_values(image.images[0].data) == _wanted(want, well, f)
+        assert [c.label for c in image.metadata.omero.channels] == ["DAPI", "GFP"]
+
+
+def test_bioio_reads_every_field_with_channel_names(own_plate: tuple[Path, dict[str, int]]) -> None:
+    from bioio_ome_zarr import Reader
+
+    plate, want = own_plate
+    for row, col, well, f in FIELD_PATHS:
+        reader = Reader(str(plate / row / col / str(f)))
+        assert _field_values(reader.data) == _wanted(want, well, f)
+        assert list(reader.channel_names) == ["DAPI", "GFP"]
+
+
+def test_napari_ome_zarr_gives_layers_with_channel_names_and_labels(own_plate: tuple[Path, dict[str, int]]) -> None:
+    """The reader napari calls for a dropped folder (no window: the layer data it returns)."""
+    from napari_ome_zarr import napari_get_reader
+
+    plate, _ = own_plate
+    field = plate / "A" / "1" / "0"
+    layers = napari_get_reader(str(field))(str(field))
+    images = [(data, kw) for data, kw, kind in layers if kind == "image"]
+    labels = [(data, kw) for data, kw, kind in layers if kind == "labels"]
+    assert len(images) == 1 and [str(n).split(": ")[-1] for n in images[0][1]["name"]] == ["DAPI", "GFP"]
+    assert len(labels) == 1 and int(np.asarray(labels[0][0][0]).max()) == 7
+    grid = napari_get_reader(str(plate))(str(plate))  # the whole plate: a grid of field 0 of every well
+    assert [str(n).split(": ")[-1] for n in next(kw for _, kw, kind in grid if kind == "image")["name"]] == ["DAPI", "GFP"]
+
+
+def test_hcsvfs_reads_its_labels_back(own_plate: tuple[Path, dict[str, int]]) -> None:
+    plate, _ = own_plate
+    zb = ZarrStorageBackend(plate.parent)
+    info = zb.open_plate("p.zarr")
+    assert info.labels("B02", 1) == ["cells"]
+    assert int(np.asarray(info.label("B02", 1, "cells")).max()) == 7
+    assert int(zb.load("p.zarr/A01_s2_w1_z001_t001.tif", label="cells", materialize=True).max()) == 7
+    with pytest.raises(FileNotFoundError):
+        zb.load("p.zarr/A01_s2_w1_z001_t001.tif", label="nuclei")
+    assert zb.list_dir("p.zarr") == sorted(expected())  # labels are not extra files

@@ -78,6 +78,23 @@ def test_output_plate_validates_as_ngff(plate: str, tmp_path: Path) -> None:
     assert sorted(backend.open_plate(out).wells) == WELLS[:2]
 
 
+def test_segmentation_as_labels_over_the_raw_plate(plate: str, tmp_path: Path) -> None:
+    """labels="cells": the raw input is the plate's image (both channels), the segmentation its NGFF label image."""
+    import tifffile
+
+    out = str(tmp_path / "plate.zarr")
+    design_example().run(plate, out, wells=WELLS[:1], labels="cells")
+    backend = FileManager().get_backend("zarr")
+    info = backend.open_plate(out)
+    well = WELLS[0]
+    raw = backend.load(f"{out}/{well}_s2_w2_z001_t001.tif", materialize=True)
+    assert np.array_equal(raw, tifffile.imread(Path(plate) / f"Plate1_{well}_s2_w2.tif"))  # the input, not the output
+    labels = np.asarray(info.label(well, 1, "cells"))
+    assert labels.shape == (1, 1, 1, 128, 128) and labels.dtype == np.int32 and labels.max() > 3  # one channel of ids
+    assert info.labels(well, 0) == ["cells"]
+    assert backend.validate(out)
+
+
 def test_measurements_read_labels_from_memory_and_intensity_from_disk(plate: str, tmp_path: Path) -> None:
     report = Pipeline(list(design_example().steps) + [MeasureCells()]).run(plate, str(tmp_path / "p"), storage=DISK_OUT)
     table = report.table()

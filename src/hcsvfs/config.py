@@ -35,6 +35,9 @@ class ZarrConfig:
     ome_metadata: bool = True
     write_threads: int = 2
     filename_parser: str = "imagexpress"
+    #: Names of channels 1, 2, ... (``w1``, ``w2`` in plate file names) in the images' ``omero`` metadata,
+    #: which viewers show; channels beyond these are named ``w<n>``.
+    channel_names: tuple[str, ...] = ()
     #: Seconds a writer waits for another writer of the same well (or plate metadata) before LockTimeoutError.
     lock_timeout: float = 600.0
     #: On S3, seconds a lock may go without its holder's heartbeat before a waiter breaks it (a killed writer).
@@ -62,10 +65,16 @@ class ZarrConfig:
             raise ValueError(f"pyramid_levels must be an int from 0 to 10, got {self.pyramid_levels!r}")
         if not isinstance(self.write_threads, int) or self.write_threads < 1:
             raise ValueError(f"write_threads must be a positive int, got {self.write_threads!r}")
+        if not isinstance(self.channel_names, tuple) or not all(isinstance(n, str) and n for n in self.channel_names):
+            raise ValueError(f"channel_names must be a tuple of non-empty strings, got {self.channel_names!r}")
         for name in ("lock_timeout", "lease_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+    def channel_name(self, index: int) -> str:
+        """The name of channel ``index`` (0-based): the configured one, else ``w<index + 1>``."""
+        return self.channel_names[index] if index < len(self.channel_names) else f"w{index + 1}"
 
     def chunk_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The chunk shape for an array of ``shape``; ValueError if an explicit tuple has the wrong rank."""

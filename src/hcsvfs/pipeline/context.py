@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,20 +102,38 @@ class ProcessingContext:
             self.filemanager.delete_all(previous.directory, previous.backend)
         return self.current_step_output
 
-    def write_final(self) -> int:
-        """Write the current images to the output plate as 2-D planes; returns how many planes were written."""
+    def write_final(self, labels: str | None = None) -> int:
+        """Write the current images to the output plate as 2-D planes; returns how many planes were written.
+
+        With ``labels`` (a name such as ``"cells"``) the plate gets the well's raw input images, field by
+        field, and the current images become the NGFF label image ``labels`` of each field, so a viewer
+        shows the segmentation over the raw data.
+        """
         out = self.current_step_output
         if out is None:
             return 0
+        written = 0
+        if labels is not None:
+            for _field, stacks in itertools.groupby(self.plate.stacks(self.well), key=lambda item: item[0].field):
+                raw = ((key, self.original_image(key, records)) for key, records in stacks)
+                written += self._save_planes(raw, {})  # one field at a time: memory stays bounded
+            channels = sorted({k.channel for k in out.keys})  # label channels numbered from 1, in order
+            renumber = {c: i + 1 for i, c in enumerate(channels)}
+        images = ((key, to_output_array(self.filemanager.load(out.path(key), out.backend), self, key)) for key in out.keys)
+        if labels is not None:
+            images = ((dataclasses.replace(key, channel=renumber[key.channel]), image) for key, image in images)
+        return written + self._save_planes(images, {"label": labels} if labels is not None else {})
+
+    def _save_planes(self, images: Iterable[tuple[HCSName, np.ndarray]], options: dict[str, Any]) -> int:
+        """Save (z, y, x) or (y, x) images to the output plate as named 2-D planes, in one batch."""
         planes: list[np.ndarray] = []
         names: list[str] = []
-        for key in out.keys:
-            image = to_output_array(self.filemanager.load(out.path(key), out.backend), self, key)
+        for key, image in images:
             stack = image if image.ndim == 3 else image[None]
             for z, plane in enumerate(stack, start=1):
                 planes.append(plane)
                 names.append(P.join(self.output_path, output_name(dataclasses.replace(key, z=z))))
-        self.filemanager.save_batch(planes, names, self.output_backend, overwrite=True)
+        self.filemanager.save_batch(planes, names, self.output_backend, overwrite=True, **options)
         return len(planes)
 
     def free_intermediates(self) -> None:

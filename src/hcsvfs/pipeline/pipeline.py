@@ -185,6 +185,7 @@ class PlateJob:
     output_path: str
     storage: StorageConfig
     state_path: str
+    labels: str | None = None  #: write the input as the plate's images and the output as this label image
 
 
 def run_well(job: PlateJob, well: str, attempt: int = 1) -> WellResult:
@@ -206,7 +207,7 @@ def run_well(job: PlateJob, well: str, attempt: int = 1) -> WellResult:
         for index, step in enumerate(job.pipeline.steps):
             ctx.step_name = f"{index}_{step.name}"
             _execute(step, ctx)
-        planes = ctx.write_final()
+        planes = ctx.write_final(job.labels)
         thumbnail = _thumbnail(ctx)
     finally:
         try:
@@ -335,8 +336,13 @@ class Pipeline:
         retry: RetryPolicy | None = None,
         rerun: bool = False,
         on_well: Callable[[str, WellResult | BaseException], None] | None = None,
+        labels: str | None = None,
     ) -> RunReport:
-        """Process a plate folder into ``output_path``; wells already complete there are skipped unless ``rerun``."""
+        """Process a plate folder into ``output_path``; wells already complete there are skipped unless ``rerun``.
+
+        ``labels="cells"``: the output plate gets the raw input images, and the pipeline's output (a
+        segmentation) as the NGFF label image ``cells`` of each field, so viewers overlay it on the raw data.
+        """
         from .executors.local import LocalExecutor
 
         storage = storage or StorageConfig()
@@ -344,7 +350,7 @@ class Pipeline:
         retry = retry or RetryPolicy()
         owned = storage not in _FILEMANAGERS  # a FileManager the caller already holds is left open
         try:
-            return self._run(input_path, output_path, executor, storage, wells, parser, retry, rerun, on_well)
+            return self._run(input_path, output_path, executor, storage, wells, parser, retry, rerun, on_well, labels)
         finally:
             if owned:
                 storage.close()  # this run's overlay thread and spill folder end with it
@@ -360,6 +366,7 @@ class Pipeline:
         retry: RetryPolicy,
         rerun: bool,
         on_well: Callable[[str, WellResult | BaseException], None] | None,
+        labels: str | None,
     ) -> RunReport:
         start = time.perf_counter()
         fm = storage.filemanager()
@@ -369,7 +376,7 @@ class Pipeline:
         if missing:
             raise IngestError(f"wells {missing} are not in plate {input_path!r}; it has {plate.wells}", path=input_path)
         state = output_path.rstrip("/") + ".wells"
-        job = PlateJob(self, plate, P.normalize(input_path), output_path, storage, state)
+        job = PlateJob(self, plate, P.normalize(input_path), output_path, storage, state, labels)
         done = {w for w in chosen if fm.exists(P.join(state, f"{w}.json"), storage.state_backend)}
         if rerun:
             for w in done:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import zarr
@@ -19,17 +19,17 @@ from ...errors import CorruptDataError, InvalidPathError, PathExistsError, PathN
 from ..base import StatResult, StorageBackend
 from .catalog import PlaneRef
 from .codecs import describe_codecs
-from .image import open_array, open_levels, write_image
+from .image import level_paths, open_array, open_levels, write_image
 from .ngff import default_axes, node_kind, validate_group
-from .plate import PlaneTarget, PlateInfo, PlateLayout
+from .plate import PlaneTarget, PlateInfo, PlateLayout, label_path
 from .store import StoreLocator
 from .view import ZarrArrayView, read_many
 
 __all__ = ["ZarrStorageBackend"]
 
 _GROUP = {"zarr_format": 3, "node_type": "group", "attributes": {}}
-_SAVE_OPTIONS = frozenset({"axes", "labels"})
-_LOAD_OPTIONS = frozenset({"materialize", "level"})
+_SAVE_OPTIONS = frozenset({"axes", "labels", "label"})
+_LOAD_OPTIONS = frozenset({"materialize", "level", "label"})
 
 
 class ZarrStorageBackend(StorageBackend):
@@ -108,21 +108,33 @@ class ZarrStorageBackend(StorageBackend):
         overwrite: bool = False,
         axes: str | None = None,
         labels: bool = False,
+        label: str | None = None,
         **options: Any,
     ) -> None:
         """Save an array as an OME-Zarr image, or as one plane of a plate for an HCS name under a ``*.zarr`` folder.
 
         ``axes`` (e.g. ``"cyx"``) names the dimensions of a plain image; ``labels=True`` downsamples pyramids by nearest.
+        ``label="cells"`` puts a plate plane into the NGFF label image ``cells`` of its field (``labels/cells``)
+        instead of the field's image: a segmentation over the raw planes of the same name.
         """
         p = _logical(path)
         self._check_options("save", options, _SAVE_OPTIONS, p)
         arr = self._as_array(data, p)
-        target = self.plates.target(p, self._meta(P.parent(p)))
-        self._check_target(p, overwrite)
+        target = self.plates.target(p, self._meta(P.parent(p)), label=_label_name(label, p))
+        if target is not None and label is not None:
+            self._require_parent(p)  # the name is the raw plane's: the label index says whether this one exists
+        else:
+            self._check_target(p, overwrite)
         if target is not None:
             self.plates.check([(target, arr)], overwrite)
             self.plates.save([(target, arr)], overwrite=overwrite, labels=labels)
             return
+        if label is not None:
+            raise InvalidPathError(
+                f"{p!r}: label= puts planes of a plate into a field's label image; this is not a plate plane",
+                path=p,
+                backend=self.name,
+            )
         names = default_axes(arr.ndim, axes)
         self.config.chunk_shape(arr.shape)  # a chunk-rank mismatch fails here, before anything is written
         self._write_image(p, arr, names, labels, overwrite)
@@ -156,8 +168,11 @@ class ZarrStorageBackend(StorageBackend):
             self.locator.delete_tree(key)  # nothing half-written stays behind
             raise
 
-    def load(self, path: P.PathLike, *, materialize: bool = False, level: int = 0, **options: Any) -> Any:
-        """A lazy :class:`ZarrArrayView` (numpy with ``materialize=True``); ``level`` picks a pyramid level."""
+    def load(
+        self, path: P.PathLike, *, materialize: bool = False, level: int = 0, label: str | None = None, **options: Any
+    ) -> Any:
+        """A lazy :class:`ZarrArrayView` (numpy with ``materialize=True``); ``level`` picks a pyramid level,
+        ``label`` the plane of that name in its field's label image instead of the image."""
         p = _logical(path)
         self._check_options("load", options, _LOAD_OPTIONS, p)
         kind, meta = self._resolve(p)
@@ -168,6 +183,10 @@ class ZarrStorageBackend(StorageBackend):
         if kind == "plane":
             assert meta is not None
             ref: PlaneRef = meta["field"]
+            if label is not None:
+                image = label_path(ref.field, _label_name(label, p) or label)
+                levels = level_paths(self.locator.read_meta(self.locator.key(image)) or self._no_label(p, label))
+                ref = PlaneRef(image, ref.index, tuple(levels))
             dataset = ref.level_path(level)
             key = self.locator.key(f"{ref.field}/{dataset}") if dataset is not None else None
             level_meta = self.locator.read_meta(key) if key is not None else None
@@ -175,6 +194,8 @@ class ZarrStorageBackend(StorageBackend):
                 raise InvalidPathError(f"{p!r} has no pyramid level {level}", path=p, backend=self.name)
             view = ZarrArrayView(open_array(self.locator, key, meta=level_meta), p, prefix=ref.index)
         else:
+            if label is not None:
+                raise InvalidPathError(f"{p!r}: label= applies to plate planes; this is an image", path=p, backend=self.name)
             levels = open_levels(self.locator, p, meta=meta)
             if not 0 <= level < len(levels):
                 raise InvalidPathError(f"{p!r} has pyramid levels 0..{len(levels) - 1}, not {level}", path=p, backend=self.name)
@@ -250,16 +271,23 @@ class ZarrStorageBackend(StorageBackend):
         parents: dict[str, dict[str, Any] | None] = {}
         planes: list[tuple[PlaneTarget, np.ndarray]] = []
         plain: list[tuple[str, np.ndarray]] = []
+        label = options.get("label")
         for data, p in zip(data_list, logical):
             parent = P.parent(p)
             if parent not in parents:
                 parents[parent] = self._meta(parent)
-            target = self.plates.target(p, parents[parent])
+            target = self.plates.target(p, parents[parent], label=_label_name(label, p))
             arr = self._as_array(data, p)
             if target is None:
                 plain.append((p, arr))
             else:
                 planes.append((target, arr))
+        if plain and label is not None:
+            raise InvalidPathError(
+                f"{plain[0][0]!r}: label= puts planes of a plate into their fields' label images; this is not a plate plane",
+                path=plain[0][0],
+                backend=self.name,
+            )
         if plain:
             self._check_batch([a for _, a in plain], [p for p, _ in plain], overwrite=overwrite)
         axes = {p: default_axes(a.ndim, options.get("axes")) for p, a in plain}
@@ -356,6 +384,9 @@ class ZarrStorageBackend(StorageBackend):
         return self.plates.rebuild(_logical(path))
 
     # ------------------------------------------------------------------ helpers
+    def _no_label(self, p: str, label: str) -> dict[str, Any]:
+        raise self._not_found(f"{p} (label {label!r})")
+
     def _as_array(self, data: Any, p: str) -> np.ndarray:
         if isinstance(data, np.generic):
             data = np.asarray(data)
@@ -382,3 +413,14 @@ class ZarrStorageBackend(StorageBackend):
 def _logical(path: P.PathLike) -> str:
     """A user's path: normalised, reserved names refused (``..`` is the locator's to judge: cwd mode allows it)."""
     return P.checked(path, escapes=False)
+
+
+@overload
+def _label_name(label: str, p: str) -> str: ...
+@overload
+def _label_name(label: None, p: str) -> None: ...
+def _label_name(label: str | None, p: str) -> str | None:
+    """A label image's name: one plain path component (it becomes ``labels/<name>`` of a field)."""
+    if label is not None and (not isinstance(label, str) or not label or "/" in label or P.is_reserved_name(label)):
+        raise InvalidPathError(f"{p!r}: label must be a plain name such as 'cells', got {label!r}", path=p, backend="zarr")
+    return label

@@ -11,7 +11,7 @@ from zarr.storage import StorePath
 from ...config import ZarrConfig
 from ...errors import PathNotFoundError
 from .codecs import array_layout
-from .ngff import image_attrs, ngff
+from .ngff import channel_window, image_attrs, ngff, omero_attrs
 from .pyramid import downsample
 from .store import StoreLocator
 
@@ -23,6 +23,7 @@ __all__ = [
     "write_image",
     "write_levels",
     "commit_image",
+    "channel_metadata",
     "level_count",
     "PENDING",
     "open_levels",
@@ -52,8 +53,11 @@ def write_image(
     labels: bool = False,
     hide: bool = True,
     name: str | None = None,
+    image_label: bool = False,
 ) -> None:
     """Write a new image group at ``logical``: its level arrays with their pixels, then the metadata that shows it.
+
+    ``image_label`` makes it an NGFF label image (``image-label`` metadata, its source two levels up).
 
     ``hide`` first marks the group 'pending' so it is invisible while written; plate
     fields skip that, as nothing lists them until their well's metadata is written.
@@ -79,7 +83,7 @@ def write_image(
             config={"write_empty_chunks": True},
             **array_layout(config, current.shape),
         )
-    commit_image(locator, logical, axes, levels, config, name=name)
+    commit_image(locator, logical, axes, levels, config, name=name, data=data, image_label=image_label)
 
 
 def write_levels(arrays: list[Any], data: np.ndarray, index: tuple[int, ...] = (), *, labels: bool = False) -> None:
@@ -92,13 +96,35 @@ def write_levels(arrays: list[Any], data: np.ndarray, index: tuple[int, ...] = (
 
 
 def commit_image(
-    locator: StoreLocator, logical: str, axes: str | None, levels: int, config: ZarrConfig, *, name: str | None = None
+    locator: StoreLocator,
+    logical: str,
+    axes: str | None,
+    levels: int,
+    config: ZarrConfig,
+    *,
+    name: str | None = None,
+    data: np.ndarray | None = None,
+    image_label: bool = False,
 ) -> None:
-    """Write the image group's final metadata (``name`` defaults to the last path part): the write that shows it."""
+    """Write the image group's final metadata (``name`` defaults to the last path part): the write that shows it.
+
+    An image with a channel axis gets ``omero`` channel metadata (names, colours, contrast windows from ``data``).
+    """
     attrs: dict[str, Any] = {"hcsvfs": {"kind": "image"}}
     if config.ome_metadata and axes:
         attrs["ome"] = image_attrs(axes, levels, name or logical.rsplit("/", 1)[-1])
+        if image_label:
+            attrs["ome"]["image-label"] = {"source": {"image": "../../"}}
+        elif "c" in axes and data is not None:
+            attrs["ome"]["omero"] = channel_metadata(data, axes.index("c"), config)
     locator.write_meta(locator.key(logical), {"zarr_format": 3, "node_type": "group", "attributes": attrs})
+
+
+def channel_metadata(data: np.ndarray, axis: int, config: ZarrConfig, start: int = 0) -> dict[str, Any]:
+    """``omero`` for the channels along ``axis`` of ``data``, which are channels ``start``, ``start + 1``, ..."""
+    count = data.shape[axis]
+    names = [config.channel_name(start + i) for i in range(count)]
+    return omero_attrs(names, [channel_window(np.take(data, i, axis=axis)) for i in range(count)], first=start)
 
 
 def open_levels(locator: StoreLocator, logical: str, mode: str = "r", meta: dict[str, Any] | None = None) -> list[Any]:

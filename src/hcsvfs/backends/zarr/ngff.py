@@ -17,6 +17,8 @@ __all__ = [
     "InvalidMetadataError",
     "default_axes",
     "image_attrs",
+    "omero_attrs",
+    "channel_window",
     "well_attrs",
     "plate_attrs",
     "node_kind",
@@ -64,6 +66,48 @@ def image_attrs(axes: str, levels: int, name: str) -> dict[str, Any]:
         "version": NGFF_VERSION,
         "multiscales": [{"name": name, "axes": [dict(_AXIS[a]) for a in axes], "datasets": datasets}],
     }
+
+
+#: Default channel colours (blue, green, red, magenta, cyan, yellow, then white), as viewers expect for HCS.
+CHANNEL_COLOURS = ("0000FF", "00FF00", "FF0000", "FF00FF", "00FFFF", "FFFF00")
+
+
+def channel_window(data: Any) -> dict[str, float]:
+    """The ``omero`` window of one channel's pixels: display range from the 0.1-99.9 percentiles of a sample,
+    data range from the dtype (integers) or the sample (floats)."""
+    import numpy as np
+
+    flat = np.asarray(data).reshape(-1)
+    sample = flat[:: max(1, flat.size // 65536)]  # percentiles of ~65k pixels: a contrast, not a statistic
+    if sample.size == 0:
+        start, end = 0.0, 1.0
+    else:
+        start, end = (float(v) for v in np.percentile(sample, (0.1, 99.9)))
+    if np.issubdtype(flat.dtype, np.integer) or flat.dtype == np.bool_:
+        info = np.iinfo(np.uint8 if flat.dtype == np.bool_ else flat.dtype)
+        low, high, step = float(info.min), float(info.max), 1.0
+    else:
+        low, high = (float(sample.min()), float(sample.max())) if sample.size else (0.0, 1.0)
+        step = max(abs(start), 1.0) * 1e-6
+    return {"start": start, "end": end if end > start else start + step, "min": low, "max": high}  # a flat channel too
+
+
+def omero_attrs(names: list[str], windows: list[dict[str, float]], *, first: int = 0) -> dict[str, Any]:
+    """The ``omero`` block of an image: one entry per channel with its name, colour and contrast window
+    (``first``: the index of the first of these channels in the image, for its colour)."""
+    channels = [
+        {
+            "label": name,
+            "color": CHANNEL_COLOURS[first + i] if first + i < len(CHANNEL_COLOURS) else "FFFFFF",
+            "window": window,
+            "active": True,
+            "coefficient": 1.0,
+            "family": "linear",
+            "inverted": False,
+        }
+        for i, (name, window) in enumerate(zip(names, windows))
+    ]
+    return {"channels": channels, "rdefs": {"defaultT": 0, "defaultZ": 0, "model": "color"}}
 
 
 def well_attrs(fields: Iterable[str]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from ...errors import InvalidPathError, PathExistsError, ReadOnlyError, StorageE
 from ...hcs import HCSName, parse_filename, row_index, row_name
 from .catalog import PlaneRef, foreign_well_planes, well_label
 from .image import level_paths, open_array, open_levels, write_image, write_levels
-from .ngff import ngff, node_kind, plate_attrs, well_attrs
+from .ngff import NGFF_VERSION, channel_window, ngff, node_kind, omero_attrs, plate_attrs, well_attrs
 from .store import StoreLocator
 from .view import ZarrArrayView
 
@@ -50,6 +50,8 @@ class PlaneTarget:
     plate: str
     filename: str
     name: HCSName
+    #: The NGFF label image this plane belongs to (``labels/<label>`` of its field), None for the field's image.
+    label: str | None = None
 
     @property
     def row(self) -> str:
@@ -68,8 +70,14 @@ class PlaneTarget:
         return str(self.name.field - 1)
 
     @property
-    def field(self) -> str:
+    def image(self) -> str:
+        """The field's image group (where its raw planes are)."""
         return f"{self.well}/{self.field_path}"
+
+    @property
+    def field(self) -> str:
+        """The image group the plane is written to: the field's image, or its label image."""
+        return self.image if self.label is None else label_path(self.image, self.label)
 
     @property
     def index(self) -> tuple[int, int, int]:
@@ -98,9 +106,31 @@ class PlateInfo:
     field_count: int
     _layout: PlateLayout
 
+    def labels(self, well: str, field: int | str = 0) -> list[str]:
+        """The names of the NGFF label images over a field (its ``labels`` group), in their order."""
+        image = self._image(well, field)
+        loc = self._layout.locator
+        return [str(n) for n in ngff(loc.read_meta(loc.key(f"{image}/labels"))).get("labels") or []]
+
+    def label(self, well: str, field: int | str = 0, name: str = "", *, level: int = 0) -> ZarrArrayView:
+        """The lazy array of label image ``name`` over a field (the first one if no name is given)."""
+        names = self.labels(well, field)
+        if not names or (name and name not in names):
+            raise InvalidPathError(
+                f"field {field} of well {well} in plate {self.path!r} has no label image {name or ''!r}; it has: "
+                f"{', '.join(names) or 'none'}",
+                path=self.path,
+                backend="zarr",
+            )
+        return self._view(label_path(self._image(well, field), name or names[0]), level)
+
     def field(self, well: str, field: int | str = 0, *, level: int = 0) -> ZarrArrayView:
         """The lazy array of image ``field`` of ``well`` (``A01``): (t, c, z, y, x) in hcsvfs's plates, the axes
         its multiscales declare in others; ``field`` is a 0-based position in the well's image list or its path."""
+        return self._view(self._image(well, field), level)
+
+    def _image(self, well: str, field: int | str) -> str:
+        """The logical path of image ``field`` of ``well`` (a 0-based position in its image list, or a path)."""
         info = self.wells.get(well.upper())
         path = info.fields[field] if info is not None and isinstance(field, int) and 0 <= field < len(info.fields) else str(field)
         if info is None or path not in info.fields:
@@ -109,12 +139,14 @@ class PlateInfo:
                 path=self.path,
                 backend="zarr",
             )
-        logical = f"{self.path}/{info.row}/{info.column}/{path}"
+        return f"{self.path}/{info.row}/{info.column}/{path}"
+
+    def _view(self, image: str, level: int) -> ZarrArrayView:
         loc = self._layout.locator
-        levels = level_paths(loc.read_meta(loc.key(logical)))
+        levels = level_paths(loc.read_meta(loc.key(image)))
         if not 0 <= level < len(levels):
-            raise InvalidPathError(f"{logical!r} has pyramid levels 0..{len(levels) - 1}, not {level}", path=logical)
-        return ZarrArrayView(open_array(loc, loc.key(f"{logical}/{levels[level]}")), logical)
+            raise InvalidPathError(f"{image!r} has pyramid levels 0..{len(levels) - 1}, not {level}", path=image)
+        return ZarrArrayView(open_array(loc, loc.key(f"{image}/{levels[level]}")), image)
 
 
 class PlateLayout:
@@ -125,8 +157,9 @@ class PlateLayout:
         self.config = config
 
     # ------------------------------------------------------------------ routing
-    def target(self, logical: str, parent_meta: dict[str, Any] | None) -> PlaneTarget | None:
-        """The plate target of ``logical``, None for a plain image; InvalidPathError for a bad name inside a plate."""
+    def target(self, logical: str, parent_meta: dict[str, Any] | None, *, label: str | None = None) -> PlaneTarget | None:
+        """The plate target of ``logical`` (in the label image ``label`` of its field, if given), None for a plain
+        image; InvalidPathError for a bad name inside a plate."""
         parent, filename = P.parent(logical), P.basename(logical)
         is_plate = node_kind(parent_meta) == "plate"
         if is_plate and not is_own(parent_meta):
@@ -140,7 +173,7 @@ class PlateLayout:
         parser = self._parser(parent_meta)
         parsed = parse_filename(filename, parser)
         if parsed is not None and (is_plate or parent.lower().endswith(".zarr")):
-            return PlaneTarget(parent, filename, parsed)
+            return PlaneTarget(parent, filename, parsed, label)
         if parsed is None and (is_plate or P.basename(parent).lower() == PLATE_FOLDER):
             raise InvalidPathError(
                 f"{filename!r} is not an HCS image name ({parser} parser), so it cannot go into plate {parent!r}. "
@@ -212,7 +245,9 @@ class PlateLayout:
 
     def _check_well(self, planes: Planes, overwrite: bool) -> None:
         """Check one well's planes against what is committed now (again under the well's lock, see :meth:`save`)."""
-        index = _index(self._well_meta(planes[0][0].well))
+        label = planes[0][0].label
+        wmeta = self._well_meta(planes[0][0].well)
+        index = _index(wmeta) if label is None else _label_index(wmeta, label)
         if not overwrite:
             for t, _ in planes:
                 if t.filename in index:
@@ -224,11 +259,10 @@ class PlateLayout:
                     )
         for field_path, field_planes in _by_field(planes).items():
             first = field_planes[0][1]
-            key = self.locator.key(field_path)
-            # Only a committed field constrains new planes; an uncommitted one is rewritten (see _write_field).
-            committed = node_kind(self.locator.read_meta(key, v2=False)) == "image"
-            existing = self.locator.read_meta(f"{key}/0", v2=False) if committed else None
+            existing = self._committed_level0(field_path)
             shape, dtype = (tuple(existing["shape"][-2:]), existing["data_type"]) if existing else (first.shape, str(first.dtype))
+            if label is not None and existing is None:
+                shape = self._label_shape(field_planes[0][0], first)
             for t, data in field_planes:
                 where = P.join(t.plate, t.filename)
                 if data.ndim != 2:
@@ -245,6 +279,33 @@ class PlateLayout:
                         path=where,
                         backend="zarr",
                     )
+
+    def _committed_level0(self, image: str) -> dict[str, Any] | None:
+        """The full-resolution array metadata of a committed image group (only a committed one constrains planes;
+        an uncommitted one is rewritten, see _write_field)."""
+        key = self.locator.key(image)
+        if node_kind(self.locator.read_meta(key, v2=False)) != "image":
+            return None
+        return self.locator.read_meta(f"{key}/0", v2=False)
+
+    def _label_shape(self, t: PlaneTarget, plane: np.ndarray) -> tuple[int, ...]:
+        """A new label image takes its field's (y, x); labels are integers, over an image that exists."""
+        where = P.join(t.plate, t.filename)
+        if plane.dtype.kind not in "biu":
+            raise PlaneMismatchError(
+                f"{where!r}: label {t.label!r} planes must be integers (one id per object), got {plane.dtype}",
+                path=where,
+                backend="zarr",
+            )
+        image = self._committed_level0(t.image)
+        if image is None:
+            raise PlaneMismatchError(
+                f"{where!r}: label {t.label!r} goes over field {t.image!r}, which has no image yet; save the image's "
+                "planes first",
+                path=where,
+                backend="zarr",
+            )
+        return tuple(image["shape"][-2:])
 
     def save(self, items: Sequence[tuple[PlaneTarget, np.ndarray]], *, overwrite: bool, labels: bool = False) -> None:
         """Write checked planes well by well, each well under its lock: its fields in a thread pool, then its commit.
@@ -336,7 +397,11 @@ class PlateLayout:
             buf = (np.empty if full else np.zeros)((*need, *first.shape), dtype=first.dtype)
             for t, data in planes:
                 buf[t.index] = data
-            write_image(self.locator, field_path, buf, self.config, _FIELD_AXES, labels=labels, hide=False)
+            label = planes[0][0].label
+            write_image(
+                self.locator, field_path, buf, self.config, _FIELD_AXES, labels=labels or label is not None, hide=False,
+                image_label=label is not None,
+            )
             return
         arrays = open_levels(self.locator, field_path, mode="r+")
         old = arrays[0].shape
@@ -345,7 +410,26 @@ class PlateLayout:
             for level in arrays:
                 level.resize((*grown, *level.shape[3:]))
         for t, data in planes:
-            write_levels(arrays, data, t.index, labels=labels)
+            write_levels(arrays, data, t.index, labels=labels or t.label is not None)
+        if grown[1] > old[1] and planes[0][0].label is None:
+            self._add_channels(field_path, old[1], grown[1], planes)
+
+    def _add_channels(self, field_path: str, first: int, count: int, planes: Planes) -> None:
+        """Name the channels ``first`` .. ``count - 1`` a growing field gained in its ``omero`` metadata."""
+        key = self.locator.key(field_path)
+        meta = self.locator.read_meta(key, v2=False) or {}
+        ome = (meta.get("attributes") or {}).get("ome")
+        if not ome:
+            return  # ome_metadata=False: nothing to name
+        windows = []
+        for c in range(first, count):
+            mine = [data for t, data in planes if t.index[1] == c]
+            windows.append(channel_window(np.stack(mine) if mine else np.zeros((1, 1), planes[0][1].dtype)))
+        names = [self.config.channel_name(c) for c in range(first, count)]
+        extra = omero_attrs(names, windows, first=first)
+        kept = list((ome.get("omero") or {}).get("channels") or [])[:first]
+        ome["omero"] = {**extra, "channels": kept + extra["channels"]}
+        self.locator.write_meta(key, meta)
 
     def _make_plate(self, plate: str) -> None:
         """Mark ``plate`` (an existing, empty plain folder, or a plate) as a plate."""
@@ -371,7 +455,8 @@ class PlateLayout:
         """Add the names of a completed well to its index, then list the well in the plate (metadata last).
 
         The caller holds the well's lock; the plate's metadata is shared by every well, so it is
-        read, merged and written under the plate's lock.
+        read, merged and written under the plate's lock. Label planes go into the well's label
+        index and their field's ``labels`` group instead (the well is listed already: its image exists).
         """
         first = targets[0]
         loc = self.locator
@@ -381,17 +466,39 @@ class PlateLayout:
         wkey = loc.key(first.well)
         wmeta = loc.read_meta(wkey, v2=False) or {}
         attrs = wmeta.get("attributes") or {}
-        index = dict(_index(wmeta))
+        own = dict(attrs.get("hcsvfs") or {"kind": "well"})
         fields = {i["path"] for i in ((attrs.get("ome") or {}).get("well") or {}).get("images", [])}
-        for t in targets:
-            index[t.filename] = [t.field_path, *t.index]
-            fields.add(t.field_path)
+        if first.label is not None:
+            for image in sorted({t.image for t in targets}):
+                self._list_label(image, first.label)
+            labels = {name: dict(entries) for name, entries in (own.get("labels") or {}).items()}
+            entries = labels.setdefault(first.label, {})
+            for t in targets:
+                entries[t.filename] = [t.field_path, *t.index]
+            own["labels"] = labels
+        else:
+            index = dict(_index(wmeta))
+            for t in targets:
+                index[t.filename] = [t.field_path, *t.index]
+                fields.add(t.field_path)
+            own["index"] = index
         ordered = sorted(fields, key=int)
-        attributes = {"ome": well_attrs(ordered), "hcsvfs": {"kind": "well", "index": index}}
+        attributes = {"ome": well_attrs(ordered), "hcsvfs": {**own, "kind": "well"}}
         loc.write_meta(wkey, {"zarr_format": 3, "node_type": "group", "attributes": attributes})
-        with self._plate_lock(first.plate) as verify:
-            verify()
-            self._update_plate(first.plate, {(first.name.row, first.name.column): len(ordered)})
+        if first.label is None:
+            with self._plate_lock(first.plate) as verify:
+                verify()
+                self._update_plate(first.plate, {(first.name.row, first.name.column): len(ordered)})
+
+    def _list_label(self, image: str, label: str) -> None:
+        """Name ``label`` in the ``labels`` group of ``image`` (NGFF: what viewers look for)."""
+        key = self.locator.key(f"{image}/labels")
+        ome = ngff(self.locator.read_meta(key, v2=False))
+        names = list(ome.get("labels") or [])
+        if label not in names:
+            names.append(label)
+            attrs = {"ome": {"version": NGFF_VERSION, "labels": names}, "hcsvfs": {"kind": "internal"}}
+            self.locator.write_meta(key, {"zarr_format": 3, "node_type": "group", "attributes": attrs})
 
     def _update_plate(self, plate: str, wells: dict[tuple[int, int], int], *, replace: bool = False) -> None:
         """Merge ``wells`` ((row, column) -> field count) into the plate's metadata; the caller holds the plate lock."""
@@ -491,6 +598,15 @@ def is_own(plate_meta: dict[str, Any] | None) -> bool:
 def _plate_wells(plate_meta: dict[str, Any] | None) -> list[str]:
     """The well paths (``A/1``) a plate lists."""
     return [w["path"] for w in (ngff(plate_meta).get("plate") or {}).get("wells", [])]
+
+
+def label_path(image: str, label: str) -> str:
+    """The NGFF place of label image ``label`` of ``image``."""
+    return f"{image}/labels/{label}"
+
+
+def _label_index(meta: dict[str, Any] | None, label: str) -> dict[str, list[Any]]:
+    return ((((meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("labels") or {}).get(label) or {}
 
 
 def _index(meta: dict[str, Any] | None) -> dict[str, list[Any]]:
