@@ -239,3 +239,42 @@ def test_hcsvfs_reads_its_labels_back(own_plate: tuple[Path, dict[str, int]]) ->
     with pytest.raises(FileNotFoundError):
         zb.load("p.zarr/A01_s2_w1_z001_t001.tif", label="nuclei")
     assert zb.list_dir("p.zarr") == sorted(expected())  # labels are not extra files
+
+
+# ---------------------------------------------------------------- migration and the CLI on foreign plates
+@pytest.mark.parametrize("peer", [("polystore", "0.4"), ("ngff-zarr", "0.5"), ("ngio", "0.4")])
+def test_convert_migrates_a_plate_verifying_every_plane(plates: Path, tmp_path: Path, peer: tuple[str, str]) -> None:
+    from typer.testing import CliRunner
+
+    from hcsvfs.cli.app import app
+
+    new = tmp_path / "new.zarr"
+    result = CliRunner().invoke(app, ["convert", str(plates / _name(peer)), str(new)])
+    assert result.exit_code == 0, result.output
+    assert "every one read back equal" in result.output and "valid OME-NGFF 0.5" in result.output
+    zb = ZarrStorageBackend(tmp_path)
+    assert zb.describe("new.zarr")["written_by"] == "hcsvfs" and zb.describe("new.zarr")["ngff_version"] == "0.5"
+    want = expected()
+    assert zb.list_dir("new.zarr") == sorted(want)
+    got = zb.load_batch([f"new.zarr/{n}" for n in want], materialize=True)
+    assert [int(g[0, 0]) for g in got] == list(want.values())
+    source = ZarrStorageBackend(plates).open_plate(_name(peer)).facts("A01", 0).get("channels")
+    assert zb.open_plate("new.zarr").facts("A01", 0)["channels"] == (source or ["w1", "w2"])  # names carry over
+    again = CliRunner().invoke(app, ["convert", str(plates / _name(peer)), str(new)])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+@pytest.mark.parametrize("peer", [("ome-zarr-py", "0.4"), ("bioio-ome-zarr", "0.5")])
+def test_ls_info_and_validate_read_foreign_plates_through_the_backend(plates: Path, peer: tuple[str, str]) -> None:
+    from typer.testing import CliRunner
+
+    from hcsvfs.cli.app import app
+
+    plate = str(plates / _name(peer))
+    runner = CliRunner()
+    listing = runner.invoke(app, ["ls", plate], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0 and "plate 2x2, 2 wells" in listing.output and "2x2x16x16 uint16 czyx" in listing.output
+    facts = json.loads(runner.invoke(app, ["info", "--json", plate]).output)
+    assert facts["ngff_version"] == peer[1] and facts["planes"] == 16 and "another tool" in facts["written_by"]
+    valid = runner.invoke(app, ["validate", plate], env={"COLUMNS": "300"})
+    assert valid.exit_code == 0 and "7 group(s)" in valid.output

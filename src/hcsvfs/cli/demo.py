@@ -17,11 +17,12 @@ from rich.table import Table
 
 from .. import FileManager, StorageRegistry
 from ..backends import DiskStorageBackend
-from ..hcs import parse_well
+from ..backends.zarr import PlateInfo
 from ..pipeline import FunctionStep, MeasureCells, Pipeline, ProcessPoolExecutor, RunReport, StorageConfig
 from ..pipeline.pipeline import peak_rss
 from ..pipeline.synthetic import plate_wells, synthetic_field
 from ..units import format_bytes, parse_bytes
+from .platemap import Thumbnail, render_plate_map
 from .targets import zarr_backend
 
 #: The issue's plate: 24 wells x 4 fields x 3 channels x 1024 x 1024 uint16 (~600 MB of TIFFs).
@@ -80,7 +81,7 @@ def run_demo(output: Path = Path("demo_output"), *, wells: int = WELLS, fields: 
             task = progress.add_task("processing wells", total=wells)
             report = demo_pipeline().run(
                 str(plate_in), str(plate_out), storage=storage, executor=ProcessPoolExecutor(workers), rerun=True,
-                on_well=lambda well, result: progress.advance(task),
+                on_well=lambda well, result: progress.advance(task), labels="cells",  # raw + segmentation, for viewers
             )
         report.raise_for_failures()
         checked = zarr_backend(fm).validate(str(plate_out))  # ome-zarr-models; raises on invalid NGFF
@@ -88,30 +89,25 @@ def run_demo(output: Path = Path("demo_output"), *, wells: int = WELLS, fields: 
         storage.close()
     table = report.table()
     table.to_csv(output / "measurements.csv", index=False)
-    save_overview(report, output / "overview.png")
+    save_overview(report, zarr_backend(FileManager()).open_plate(str(plate_out)), output / "overview.png")
     _summary(console, report, plate_bytes, written, len(checked), output, wells, fields, channels, size)
     return report
 
 
-def save_overview(report: RunReport, path: Path, tile: int = 96) -> None:
-    """A PNG of the plate: each well's first field as a thumbnail of its labels, one colour per cell."""
-    from PIL import Image
-
-    thumbs = {r.well: r.thumbnail for r in report.completed if r.thumbnail is not None}
-    if not thumbs:
+def save_overview(report: RunReport, plate: PlateInfo, path: Path, width: int = 1400) -> None:
+    """The screener's first picture: a plate map of cells per well beside the raw nuclei (channel 1) of the
+    wells with the most and the fewest cells, their segmentation outlined."""
+    table = report.table()
+    if table.empty:
         return
-    spots = {w: parse_well(w) for w in thumbs}
-    rows = max(r for r, _ in spots.values()) + 1
-    cols = max(c for _, c in spots.values()) + 1
-    canvas = np.full((rows * (tile + 4), cols * (tile + 4), 3), 40, np.uint8)
-    for well, labels in thumbs.items():
-        r, c = spots[well]
-        lab = np.asarray(labels, dtype=np.int64)[:tile, :tile]
-        rgb = np.stack([(lab * k) % 200 + 55 for k in (67, 131, 197)], axis=-1).astype(np.uint8)
-        rgb[lab == 0] = 0
-        y, x = r * (tile + 4) + 2, c * (tile + 4) + 2
-        canvas[y : y + lab.shape[0], x : x + lab.shape[1]] = rgb
-    Image.fromarray(canvas).resize((canvas.shape[1] * 2, canvas.shape[0] * 2), Image.Resampling.NEAREST).save(path)
+    cells = {str(w): float(n) for w, n in table.groupby("well").cells.sum().items()}
+    ranked = sorted(cells, key=lambda w: cells[w])
+    thumbnails = []
+    for well in list(dict.fromkeys([ranked[-1], ranked[0], *ranked[-2:-1], *ranked[1:2]]))[:4]:
+        image = np.asarray(plate.field(well, 0)[0, 0, 0])
+        labels = np.asarray(plate.label(well, 0, "cells")[0, 0, 0]) if plate.labels(well, 0) else None
+        thumbnails.append(Thumbnail(f"{well}: {cells[well]:.0f} cells", image, labels))
+    render_plate_map(plate.rows, plate.columns, cells, "cells per well", thumbnails, width=width).save(path)
 
 
 def _summary(console: Console, report: RunReport, plate_bytes: int, written: float, checks: int, output: Path,

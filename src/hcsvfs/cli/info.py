@@ -11,10 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..backends.zarr import ZarrStorageBackend
+from ..metrics.advice import chunk_advice
 from ..metrics.report import human_bytes
-from .describe import describe_local_file, describe_object, describe_zarr
+from .describe import describe_local_file, describe_object
 from .errors import CliError
-from .targets import cli_filemanager, parse_target
+from .targets import cli_filemanager, parse_target, zarr_backend
 
 __all__ = ["register", "info", "collect_info"]
 
@@ -23,12 +25,17 @@ def collect_info(target: str) -> dict[str, Any]:
     """The facts ``info`` prints, as a plain dict."""
     fm = cli_filemanager()
     t = parse_target(target, fm)
-    local = Path(t.path)
-    if t.backend == "zarr" and local.exists():
-        # Read zarr metadata directly: a plate or image group is a directory to the generic stat.
-        return {"path": t.spec, "backend": "zarr", **describe_zarr(str(local))}
     if not fm.exists(t.path, t.backend):
         raise CliError(f"{t} does not exist on the {t.backend} backend")
+    if isinstance(fm.get_backend(t.backend), ZarrStorageBackend):
+        # From the metadata, through the backend: any NGFF version and writer, local or remote.
+        described = {"path": t.spec, "backend": t.backend, **zarr_backend(fm, t.backend).describe(t.path)}
+        if "chunks" in described:
+            hint = chunk_advice(described.get("field_shape", described["shape"]), described["chunks"])
+            if hint is not None:
+                described["advice"] = hint.message
+        return described
+    local = Path(t.path)
     st = fm.stat(t.path, t.backend)
     facts: dict[str, Any] = {"path": t.spec, "backend": t.backend, "kind": st.kind, "size": st.size}
     if st.mtime is not None:

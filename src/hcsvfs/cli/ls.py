@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.console import Console
 from rich.tree import Tree
 
 from .. import paths as P
+from ..backends.zarr import ZarrStorageBackend
 from ..filemanager import FileManager
 from ..metrics.report import human_bytes
 from .errors import CliError
-from .ngff import image_summary, ome_attrs, open_group, plate_layout
-from .targets import Target, cli_filemanager, parse_target
+from .targets import Target, cli_filemanager, parse_target, zarr_backend
 
 __all__ = ["register", "ls"]
 
@@ -27,11 +25,13 @@ def ls(
     """List a folder as a tree with sizes (a file shows just itself)."""
     fm = cli_filemanager()
     t = parse_target(target, fm)
-    if t.backend == "zarr" and Path(t.path, "zarr.json").is_file() and not plain:
-        Console().print(_ngff_tree(t, limit))
-        return
     if not fm.exists(t.path, t.backend):
         raise CliError(f"{t} does not exist on the {t.backend} backend")
+    if not plain and isinstance(fm.get_backend(t.backend), ZarrStorageBackend):
+        zb = zarr_backend(fm, t.backend, spec=str(t))
+        if zb.describe(t.path)["type"] in ("plate", "image"):
+            Console().print(_ngff_tree(t, zb, limit))
+            return
     console = Console()
     if plain:
         for path, size in _walk_files(fm, t, depth):
@@ -70,35 +70,34 @@ def _fill(node: Tree, fm: FileManager, backend: str, directory: str, depth: int,
     return total
 
 
-def _ngff_tree(t: Target, limit: int) -> Tree:
-    """A plate as rows/wells/fields (or an image with its levels), with stored sizes from the local store."""
-    group = open_group(t.path)
-    meta = ome_attrs(group)
-    root = Path(t.path)
-    tree = Tree(f"[bold]{t}[/bold]  [dim]{human_bytes(_du(root))}[/dim]")
-    if "plate" in meta:
-        rows, cols, wells = plate_layout(group)
-        tree.label = f"{tree.label}  plate {len(rows)}x{len(cols)}, {len(wells)} wells"
-        for i, (_, path) in enumerate(sorted(wells.items())):
-            if i == limit:
-                tree.add(f"[dim]... {len(wells) - limit} more wells[/dim]")
-                break
-            images = ome_attrs(group[path])["well"]["images"]
-            node = tree.add(f"[blue]{path}[/blue]  [dim]{human_bytes(_du(root / path))}[/dim]  {len(images)} field(s)")
-            for image in images[:limit]:
-                field = f"{path}/{image['path']}"
-                node.add(f"{image['path']}: {image_summary(group[field])}  [dim]{human_bytes(_du(root / field))}[/dim]")
-    elif "multiscales" in meta:
-        tree.add(image_summary(group))
-    else:
-        for name in sorted(group.keys())[:limit]:
-            tree.add(f"{name}  [dim]{human_bytes(_du(root / name))}[/dim]")
+def _ngff_tree(t: Target, zb: ZarrStorageBackend, limit: int) -> Tree:
+    """A plate as wells and fields (or an image with its levels), with stored sizes, through the zarr backend:
+    any NGFF version, any writer, local or remote."""
+    facts = zb.describe(t.path)
+    tree = Tree(f"[bold]{t}[/bold]  [dim]{human_bytes(zb.stored_bytes(t.path))}[/dim]")
+    if facts["type"] == "image":
+        tree.add(_summary(facts))
+        return tree
+    plate = zb.open_plate(t.path)
+    tree.label = f"{tree.label}  plate {len(plate.rows)}x{len(plate.columns)}, {len(plate.wells)} wells"
+    for i, name in enumerate(sorted(plate.wells)):
+        if i == limit:
+            tree.add(f"[dim]... {len(plate.wells) - limit} more wells[/dim]")
+            break
+        well = plate.wells[name]
+        node = tree.add(
+            f"[blue]{well.row}/{well.column}[/blue]  [dim]{human_bytes(plate.stored_bytes(name))}[/dim]  "
+            f"{len(well.fields)} field(s), {len(well.files)} planes"
+        )
+        for j, field in enumerate(well.fields[:limit]):
+            node.add(f"{field}: {_summary(plate.facts(name, j))}  [dim]{human_bytes(plate.stored_bytes(name, j))}[/dim]")
     return tree
 
 
-def _du(path: Path) -> int:
-    """Bytes stored under a local directory."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def _summary(facts: dict) -> str:
+    """``1x2x3x64x64 uint16 tczyx, 5 level(s)`` (and the channel names) for an image's facts."""
+    channels = f" [{', '.join(facts['channels'])}]" if facts.get("channels") else ""
+    return f"{'x'.join(map(str, facts['shape']))} {facts['dtype']} {facts['axes']}, {facts['levels']} level(s){channels}"
 
 
 def _walk_files(fm: FileManager, t: Target, depth: int) -> list[tuple[str, int]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +12,10 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from ..backends.zarr import ZarrStorageBackend
 from .errors import EXIT_USAGE, CliError
-from .ngff import ome_attrs, open_group, plane, plate_layout, well_fields
-from .targets import Target, cli_filemanager, parse_target
+from .platemap import Thumbnail, render_plate_map
+from .targets import Target, cli_filemanager, parse_target, zarr_backend
 
 __all__ = ["register", "preview", "to_uint8", "montage"]
 
@@ -52,29 +55,88 @@ def _to_2d(img: Any) -> np.ndarray:
     return a.max(axis=0) if a.ndim == 3 else a
 
 
-def _ngff_tiles(t: Target, well: str | None, channel: int, width: int) -> tuple[list[Any], int, list[str], str]:
-    group = open_group(t.path)
-    meta = ome_attrs(group)
-    if "plate" in meta and well is None:
-        rows, cols, wells = plate_layout(group)
-        side = width // max(1, len(cols))
-        tiles: list[Any] = []
-        labels: list[str] = []
-        for r in range(len(rows)):
-            for c in range(len(cols)):
-                path = wells.get((r, c))
-                first = ome_attrs(group[path])["well"]["images"][0]["path"] if path else None
-                tiles.append(plane(group[path][first], channel, side) if path else None)
-                labels.append(f"{rows[r]}{cols[c]}")
-        return tiles, len(cols), labels, f"plate overview, {len(wells)} wells"
-    if "plate" in meta:
-        fields = well_fields(group, well)  # type: ignore[arg-type]
-        columns = math.ceil(math.sqrt(len(fields)))
-        tiles = [plane(f, channel, width // columns) for f in fields]
-        return tiles, columns, [f"field {i}" for i in range(len(tiles))], f"well {well}"
-    if well is not None:
-        raise CliError(f"--well needs a plate; {t} is a single image", EXIT_USAGE)
-    return [plane(group, channel, width)], 1, [], "image"
+def _plane(view_at: Callable[[int], Any], facts: dict[str, Any], channel: int, side: int) -> np.ndarray:
+    """A 2-D picture of an NGFF image: t=0, one channel, max over z, from the coarsest level at least ``side`` wide
+    (it reads a fraction of the bytes of level 0)."""
+    view = view_at(0)
+    for level in range(facts["levels"] - 1, 0, -1):
+        coarse = view_at(level)
+        if min(coarse.shape[-2:]) >= side:
+            view = coarse
+            break
+    index: list[Any] = []
+    for i, name in enumerate(facts["axes"][:-2]):
+        if name == "c":
+            if channel >= view.shape[i]:
+                raise CliError(f"channel {channel} does not exist (the image has {view.shape[i]})")
+            index.append(channel)
+        else:
+            index.append(slice(None) if name == "z" else 0)
+    data = np.asarray(view[tuple(index)])
+    return data.max(axis=0) if data.ndim == 3 else data
+
+
+def _labels(plate: Any, well: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Field 0's first label image of ``well`` at the level whose (y, x) is ``shape``, or None."""
+    names = plate.labels(well, 0)
+    if not names:
+        return None
+    facts = plate.facts(well, 0)
+    for level in range(facts["levels"]):
+        view = plate.label(well, 0, names[0], level=level)
+        if tuple(view.shape[-2:]) == tuple(shape):
+            data = np.asarray(view[tuple(0 for _ in view.shape[:-2])])
+            return data
+    return None
+
+
+def _well_measure(t: Target, plate: Any, channel: int) -> tuple[dict[str, float], str]:
+    """Cells per well from the pipeline's well markers (``<plate>.wells/<well>.json``) where it wrote them,
+    else each well's mean intensity in ``channel`` (field 0)."""
+    markers = Path(t.path.rstrip("/") + ".wells")
+    counts: dict[str, float] = {}
+    if markers.is_dir():
+        for name in plate.wells:
+            marker = markers / f"{name}.json"
+            if marker.is_file():
+                rows = json.loads(marker.read_text()).get("measurements") or []
+                if rows and all("cells" in r for r in rows):
+                    counts[name] = float(sum(r["cells"] for r in rows))
+    if counts:
+        return counts, "cells per well"
+    means = {name: float(_plane(_field(plate, name, 0), plate.facts(name, 0), channel, 64).mean()) for name in plate.wells}
+    return means, f"mean intensity, channel {channel} (field 1)"
+
+
+def _field(plate: Any, well: str, field: int) -> Callable[[int], Any]:
+    """The pyramid level ``level`` of one field, as a function of the level."""
+    return lambda level: plate.field(well, field, level=level)
+
+
+def _plate_map(t: Target, zb: Any, channel: int, width: int) -> tuple[Any, str]:
+    plate = zb.open_plate(t.path)
+    if not plate.wells:
+        raise CliError(f"plate {t} has no wells yet")
+    values, measure = _well_measure(t, plate, channel)
+    ranked = sorted(values, key=lambda w: values[w])
+    chosen = list(dict.fromkeys([ranked[-1], ranked[0], *sorted(plate.wells)]))[:4]  # highest, lowest, then first
+    thumbnails = []
+    for name in chosen:
+        image = _plane(_field(plate, name, 0), plate.facts(name, 0), channel, 192)
+        thumbnails.append(Thumbnail(f"{name}: {values[name]:.4g}", image, _labels(plate, name, image.shape)))
+    sheet = render_plate_map(plate.rows, plate.columns, values, measure, thumbnails, width=width)
+    return sheet, f"plate map of {measure}, {len(plate.wells)} wells"
+
+
+def _ngff_tiles(t: Target, zb: Any, well: str, channel: int, width: int) -> tuple[list[Any], int, list[str], str]:
+    """The fields of one well of a plate, side by side."""
+    plate = zb.open_plate(t.path)
+    info = plate.wells.get(well.upper())
+    if info is None:
+        raise CliError(f"well {well} is not in this plate (wells: {', '.join(sorted(plate.wells)[:8])}...)")
+    columns = math.ceil(math.sqrt(len(info.fields)))
+    tiles = [_plane(_field(plate, well, i), plate.facts(well, i), channel, width // columns) for i in range(len(info.fields))]
+    return tiles, columns, [f"field {i + 1}" for i in range(len(tiles))], f"well {well}"
 
 
 def _file_tiles(t: Target, fm: Any) -> tuple[list[Any], int, list[str], str]:
@@ -94,18 +156,33 @@ def preview(
     channel: int = typer.Option(0, "--channel", "-c", min=0, help="Channel to show (OME-Zarr)."),
     size: int = typer.Option(1024, "--size", min=16, max=16384, help="Width of the PNG in pixels."),
 ) -> None:
-    """Write a PNG: plate overview (one tile per well), a well's fields, a folder montage, or one image."""
+    """Write a PNG: a plate map (a per-well measure, with thumbnails), a well's fields, a folder montage, or one image."""
     fm = cli_filemanager()
     t = parse_target(target, fm)
-    if t.backend == "zarr":
-        tiles, columns, labels, what = _ngff_tiles(t, well, channel, size)
-    else:
-        if not fm.exists(t.path, t.backend):
-            raise CliError(f"{t} does not exist on the {t.backend} backend")
-        tiles, columns, labels, what = _file_tiles(t, fm)
-    sheet = montage(tiles, columns, size, labels)
     if output.suffix.lower() != ".png":
         raise CliError(f"--output must end in .png, got {output}", EXIT_USAGE)
+    if not fm.exists(t.path, t.backend):
+        raise CliError(f"{t} does not exist on the {t.backend} backend")
+    sheet: Any = None
+    if isinstance(fm.get_backend(t.backend), ZarrStorageBackend):
+        zb = zarr_backend(fm, t.backend, spec=str(t))
+        kind = zb.describe(t.path)["type"]
+        if kind == "plate":
+            if well is None:
+                sheet, what = _plate_map(t, zb, channel, size)
+            else:
+                tiles, columns, labels, what = _ngff_tiles(t, zb, well, channel, size)
+        elif well is not None:
+            raise CliError(f"--well needs a plate; {t} is not one", EXIT_USAGE)
+        elif kind == "image":
+            image = _plane(lambda k: zb.load(t.path, level=k), zb.describe(t.path), channel, size)
+            tiles, columns, labels, what = [image], 1, [], "image"
+        else:
+            tiles, columns, labels, what = _file_tiles(t, fm)
+    else:
+        tiles, columns, labels, what = _file_tiles(t, fm)
+    if sheet is None:
+        sheet = montage(tiles, columns, size, labels)
     output.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(output, format="PNG")
     Console(stderr=True).print(f"wrote {output} ({sheet.width}x{sheet.height}, {what})")

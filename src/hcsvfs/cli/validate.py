@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from .ngff import open_group
+from .errors import CliError
 from .targets import cli_filemanager, parse_target, zarr_backend
 
 __all__ = ["register", "validate"]
@@ -15,11 +15,12 @@ def validate(
     target: str = typer.Argument(..., help="An OME-Zarr image or plate: PATH.zarr or zarr:PATH."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List every group that was checked."),
 ) -> None:
-    """Validate OME-NGFF 0.5 plate, well and image metadata; exit 1 with the first problem if invalid."""
+    """Validate OME-NGFF 0.4 or 0.5 plate, well and image metadata; exit 1 with the first problem if invalid."""
     fm = cli_filemanager()
     t = parse_target(target, fm)
     backend = zarr_backend(fm, t.backend, spec=str(t))
-    open_group(t.path)  # a clear error for a missing store or a bare array before ome-zarr-models sees it
+    if not backend.exists(t.path):
+        raise CliError(f"no zarr store at {t}")
     checked = backend.validate(t.path)
     console = Console()
     if verbose:

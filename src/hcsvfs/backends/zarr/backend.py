@@ -19,9 +19,10 @@ from ...errors import CorruptDataError, InvalidPathError, PathExistsError, PathN
 from ..base import StatResult, StorageBackend
 from .catalog import PlaneRef
 from .codecs import describe_codecs
+from .facts import image_facts
 from .image import level_paths, open_array, open_levels, write_image
-from .ngff import default_axes, node_kind, validate_group
-from .plate import PlaneTarget, PlateInfo, PlateLayout, label_path
+from .ngff import default_axes, ngff_version, node_kind, validate_group
+from .plate import PlaneTarget, PlateInfo, PlateLayout, is_own, label_path
 from .store import StoreLocator
 from .view import ZarrArrayView, read_many
 
@@ -367,6 +368,46 @@ class ZarrStorageBackend(StorageBackend):
             raise InvalidPathError(f"{p!r} is not a plate on the zarr backend", path=p, backend=self.name)
         assert meta is not None
         return self.plates.info(p, meta)
+
+    def describe(self, path: P.PathLike) -> dict[str, Any]:
+        """What is at ``path``, from its metadata alone (no pixel decoded), whoever wrote it and wherever it is:
+        a plate (rows, columns, wells, fields, planes, NGFF version), an image (axes, shapes, dtype, levels,
+        chunks, shards, codec, channel and label names), a plane of a plate, or a folder."""
+        p = _logical(path)
+        kind, meta = self._resolve(p)
+        if kind is None:
+            raise self._not_found(p)
+        if kind == "plane":
+            assert meta is not None
+            ref: PlaneRef = meta["field"]
+            facts = image_facts(self.locator, ref.field)
+            return {**facts, "type": "plane", "field": ref.field, "index": list(ref.index), "field_shape": facts["shape"],
+                    "shape": facts["shape"][-2:]}
+        if kind == "file" and node_kind(meta) == "array":
+            arr = open_array(self.locator, self.locator.key(p), meta=meta)
+            return {"type": "array", "shape": list(arr.shape), "dtype": str(arr.dtype), "chunks": list(arr.chunks),
+                    "codec": describe_codecs(arr)}
+        if kind == "file":
+            return image_facts(self.locator, p, meta)
+        if node_kind(meta) == "plate":
+            assert meta is not None
+            info = self.plates.info(p, meta)
+            return {
+                "type": "plate",
+                "format": f"zarr v{meta.get('zarr_format', 3)}",
+                "ngff_version": ngff_version(meta),
+                "written_by": "hcsvfs" if is_own(meta) else "another tool (read-only here)",
+                "rows": len(info.rows),
+                "columns": len(info.columns),
+                "wells": len(info.wells),
+                "fields_per_well": info.field_count,
+                "planes": sum(len(w.files) for w in info.wells.values()),
+            }
+        return {"type": "folder", "entries": len(self.list_dir(p))}
+
+    def stored_bytes(self, path: P.PathLike) -> int:
+        """Bytes stored under ``path`` (a plate, a well or field of it, an image), compressed, as the store holds them."""
+        return self.locator.size(self.locator.key(_logical(path)))
 
     def validate(self, path: P.PathLike) -> list[str]:
         """Validate the image or plate at ``path`` with ome-zarr-models; returns what was checked, raises InvalidMetadataError."""

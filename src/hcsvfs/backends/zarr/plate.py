@@ -26,6 +26,7 @@ from ...config import ZarrConfig
 from ...errors import InvalidPathError, PathExistsError, ReadOnlyError, StorageError
 from ...hcs import HCSName, parse_filename, row_index, row_name
 from .catalog import PlaneRef, foreign_well_planes, well_label
+from .facts import image_facts
 from .image import level_paths, open_array, open_levels, write_image, write_levels
 from .ngff import NGFF_VERSION, channel_window, ngff, node_kind, omero_attrs, plate_attrs, well_attrs
 from .store import StoreLocator
@@ -123,6 +124,20 @@ class PlateInfo:
                 backend="zarr",
             )
         return self._view(label_path(self._image(well, field), name or names[0]), level)
+
+    def facts(self, well: str, field: int | str = 0) -> dict[str, Any]:
+        """Axes, level shapes, dtype, chunks, codec, channel and label names of one field (metadata only)."""
+        return image_facts(self._layout.locator, self._image(well, field))
+
+    def stored_bytes(self, well: str | None = None, field: int | str | None = None) -> int:
+        """Bytes the store holds for the plate, one well, or one field of it (compressed)."""
+        loc = self._layout.locator
+        if well is None:
+            return loc.size(loc.key(self.path))
+        if field is None:
+            info = self.wells[well.upper()]
+            return loc.size(loc.key(f"{self.path}/{info.row}/{info.column}"))
+        return loc.size(loc.key(self._image(well, field)))
 
     def field(self, well: str, field: int | str = 0, *, level: int = 0) -> ZarrArrayView:
         """The lazy array of image ``field`` of ``well`` (``A01``): (t, c, z, y, x) in hcsvfs's plates, the axes
