@@ -20,7 +20,10 @@ from .image import level_paths
 from .ngff import ngff
 from .store import StoreLocator
 
-__all__ = ["PlaneRef", "FILENAME_MAP_ATTRS", "well_label", "foreign_well_planes", "array_shape"]
+__all__ = ["PlaneRef", "FILENAME_MAP_ATTRS", "well_label", "foreign_well_planes", "foreign_plane", "array_shape"]
+
+#: What :func:`foreign_plane` says when only the whole well's catalog can answer.
+ASK_THE_WELL = object()
 
 #: Attributes on a field's full-resolution array that map file names to plane indices (the original system's).
 FILENAME_MAP_ATTRS = ("polystore_filename_map", "openhcs_filename_map")
@@ -77,6 +80,43 @@ def foreign_well_planes(locator: StoreLocator, plate: str, well_path: str) -> di
         for index, name in _synthesised(row, column, n, _axes(fmeta, len(shape)), shape):
             out[name] = PlaneRef(field, index, levels)
     return out
+
+
+def foreign_plane(locator: StoreLocator, plate: str, well_path: str, filename: str, name: HCSName) -> Any:
+    """The plane an ImageXpress ``filename`` names in a well another tool wrote, read from that one field's
+    metadata (a load by name costs what it costs in hcsvfs's own plates, not a whole well's catalog).
+
+    None if there is no such plane; :data:`ASK_THE_WELL` where only the whole well can tell (a filename map
+    on the field, or an axis that numbers extra fields).
+    """
+    well = f"{plate}/{well_path}"
+    images = (ngff(locator.read_meta(locator.key(well))).get("well") or {}).get("images") or []
+    if not 1 <= name.field <= len(images):
+        return ASK_THE_WELL  # it may be an extra field synthesised from another axis
+    field = f"{well}/{images[name.field - 1]['path']}"
+    fmeta = locator.read_meta(locator.key(field))
+    levels = tuple(level_paths(fmeta))
+    ameta = locator.read_meta(locator.key(f"{field}/{levels[0]}"))
+    if ameta is None:
+        return None
+    if any(isinstance((ameta.get("attributes") or {}).get(a), dict) for a in FILENAME_MAP_ATTRS):
+        return ASK_THE_WELL
+    shape = array_shape(ameta)
+    axes = _axes(fmeta, len(shape))
+    wanted = {"t": name.t - 1, "c": name.channel - 1, "z": name.z - 1}
+    index = []
+    for axis, size in zip(axes[:-2], shape[:-2]):
+        if axis not in wanted:
+            if size != 1:
+                return ASK_THE_WELL
+            index.append(0)
+            continue
+        if not 0 <= wanted[axis] < size:
+            return None
+        index.append(wanted.pop(axis))
+    if any(wanted.values()) or image_name(name) != filename:
+        return None  # an axis the field lacks asked for past 1, or not the name the listing gives
+    return PlaneRef(field, tuple(index), levels)
 
 
 def _axes(field_meta: dict[str, Any] | None, rank: int) -> list[str]:

@@ -25,7 +25,7 @@ from ... import paths as P
 from ...config import ZarrConfig
 from ...errors import InvalidPathError, PathExistsError, ReadOnlyError, StorageError
 from ...hcs import HCSName, parse_filename, row_index, row_name
-from .catalog import PlaneRef, foreign_well_planes, well_label
+from .catalog import ASK_THE_WELL, PlaneRef, foreign_plane, foreign_well_planes, well_label
 from .facts import image_facts
 from .image import level_paths, open_array, open_levels, write_image, write_levels
 from .ngff import NGFF_VERSION, channel_window, ngff, node_kind, omero_attrs, plate_attrs, well_attrs
@@ -220,6 +220,10 @@ class PlateLayout:
         wells = _plate_wells(plate_meta)
         if parsed is not None:
             wells = [w for w in wells if well_label(w) == parsed.well] or wells
+            if len(wells) == 1 and well_label(wells[0]) == parsed.well:
+                found = foreign_plane(self.locator, plate, wells[0], filename, parsed)
+                if found is not ASK_THE_WELL:
+                    return found  # type: ignore[no-any-return]
         for w in wells:
             found = self.well_planes(plate, w, plate_meta).get(filename)
             if found is not None:

@@ -78,7 +78,20 @@ class StoreLocator:
 
     # ------------------------------------------------------------------ mapping
     def key(self, logical: str) -> str:
-        """The store key (no leading or trailing '/') of a normalised logical path; '' is the store root."""
+        """The store key (no leading or trailing '/') of a normalised logical path; '' is the store root.
+
+        Within :meth:`memo` each path is mapped (and checked for links out of a jail: a realpath, one
+        lstat per component) once per batch.
+        """
+        keys = getattr(self._memo, "keys", None)
+        if keys is None:
+            return self._key(logical)
+        found = keys.get(logical)
+        if found is None:
+            found = keys[logical] = self._key(logical)
+        return found
+
+    def _key(self, logical: str) -> str:
         if self._rooted is not None:
             physical = self._rooted.physical(logical)
             return physical.as_posix().lstrip("/")
@@ -115,11 +128,11 @@ class StoreLocator:
         if getattr(self._memo, "table", None) is not None:
             yield  # nested: the outer snapshot stays
             return
-        self._memo.table = {}
+        self._memo.table, self._memo.keys = {}, {}
         try:
             yield
         finally:
-            self._memo.table = None
+            self._memo.table = self._memo.keys = None
 
     def read_meta(self, key: str, *, v2: bool = True) -> dict[str, Any] | None:
         """The metadata of the node at ``key``, or None if there is none.
