@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -304,3 +305,46 @@ def test_fsspec_url_root_holds_images_and_plates() -> None:
     assert zb.validate("p.zarr")[0] == "p.zarr"
     zb.delete_all("p.zarr")
     assert zb.list_dir(".") == ["img"]
+
+
+def test_a_batch_refuses_a_link_out_below_a_folder_it_already_checked(
+    zb: ZarrStorageBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within load_batch a path below a checked folder costs an lstat per name, and a link there is still refused."""
+    zb.ensure_directory("p.zarr")
+    zb.save(image(), "p.zarr/A01_s1_w1.tif")
+    outside = ZarrStorageBackend(tmp_path / "outside")
+    outside.save(image(), "field")
+    assert zb.root is not None
+    field = zb.root / "p.zarr" / "A" / "1" / "0"
+    shutil.rmtree(field)
+    field.symlink_to(tmp_path / "outside" / "field", target_is_directory=True)
+
+    fast: list[str] = []
+    key = type(zb.locator)._key
+
+    def spy(self: object, logical: str, *, checked: str | None = None) -> str:
+        if checked is not None:
+            fast.append(logical)
+        return key(self, logical, checked=checked)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(zb.locator), "_key", spy)
+    with pytest.raises(InvalidPathError, match="symlink"):
+        zb.load_batch(["p.zarr/A01_s1_w1.tif"])
+    # The link (a name between the checked well and the level array) was met on the lstat path.
+    assert "p.zarr/A/1/0/0" in fast, fast
+
+
+@pytest.mark.parametrize("link", ["a", "a/b", "a/b/c"])
+@pytest.mark.parametrize("checked", [".", "a"])
+def test_every_name_below_the_checked_folder_is_looked_at(tmp_path: Path, link: str, checked: str) -> None:
+    from hcsvfs.backends.zarr.store import _link_below
+
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    target = tmp_path / link
+    shutil.rmtree(target)
+    target.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    found = _link_below(tmp_path / "a" / "b" / "c", "a/b/c", checked)
+    # a link at or above the checked folder was the checked folder's concern, not this path's
+    assert found == (link != checked), (link, checked)

@@ -14,9 +14,9 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from zarr.abc.store import Store
 from zarr.core.buffer import default_buffer_prototype
@@ -30,6 +30,8 @@ from ..locks import KeyedLocks, S3Lease, file_lock
 from ..objectstore import fs_protocols
 
 __all__ = ["StoreLocator", "LOCKS_FOLDER"]
+
+T = TypeVar("T")
 
 _META = "zarr.json"
 #: Hidden folder of a node holding the lock files (or lease objects) of its writers.
@@ -88,12 +90,35 @@ class StoreLocator:
             return self._key(logical)
         found = keys.get(logical)
         if found is None:
-            found = keys[logical] = self._key(logical)
+            found = keys[logical] = self._key(logical, checked=self._checked_ancestor(logical, keys))
         return found
 
-    def _key(self, logical: str) -> str:
+    @staticmethod
+    def _checked_ancestor(logical: str, keys: dict[str, str]) -> str | None:
+        """The nearest folder above ``logical`` that this batch has already mapped (and so checked)."""
+        path, parent = logical, P.parent(logical)
+        while parent != path:  # the parent of "." and of "/" is itself
+            if parent in keys:
+                return parent
+            path, parent = parent, P.parent(parent)
+        return None
+
+    def derived(self, name: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, once per batch within :meth:`memo` (e.g. a plate's wells by label); always outside one."""
+        table = getattr(self._memo, "derived", None)
+        if table is None:
+            return compute()
+        if name not in table:
+            table[name] = compute()
+        return cast(T, table[name])
+
+    def _key(self, logical: str, *, checked: str | None = None) -> str:
         if self._rooted is not None:
-            physical = self._rooted.physical(logical)
+            # Below a folder this batch already checked, an lstat of each name under it proves the path
+            # stays in the jail unless one of them is a link (then the full realpath check runs).
+            physical = self._rooted.physical(logical, check_symlinks=checked is None)
+            if checked is not None and self._rooted.jailed and _link_below(physical, logical, checked):
+                physical = self._rooted.physical(logical)
             return physical.as_posix().lstrip("/")
         if logical == ".":
             return ""
@@ -128,11 +153,11 @@ class StoreLocator:
         if getattr(self._memo, "table", None) is not None:
             yield  # nested: the outer snapshot stays
             return
-        self._memo.table, self._memo.keys = {}, {}
+        self._memo.table, self._memo.keys, self._memo.derived = {}, {}, {}
         try:
             yield
         finally:
-            self._memo.table = self._memo.keys = None
+            self._memo.table = self._memo.keys = self._memo.derived = None
 
     def read_meta(self, key: str, *, v2: bool = True) -> dict[str, Any] | None:
         """The metadata of the node at ``key``, or None if there is none.
@@ -331,3 +356,9 @@ def _join(key: str, name: str) -> str:
 
 async def _collect(it: Any) -> list[str]:
     return [x async for x in it]
+
+
+def _link_below(physical: Path, logical: str, checked: str) -> bool:
+    """Whether any name of ``physical`` below its already checked ancestor ``checked`` is a symlink."""
+    below = logical if checked == "." else logical[len(checked) :].strip("/")
+    return any(p.is_symlink() for p in [physical, *physical.parents[: below.count("/")]])
