@@ -11,9 +11,10 @@ along the leading axes) or synthesised in ImageXpress form
 
 from __future__ import annotations
 
+import enum
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 from ...hcs import HCSName, image_name, parse_well
 from .image import level_paths
@@ -22,8 +23,12 @@ from .store import StoreLocator
 
 __all__ = ["PlaneRef", "FILENAME_MAP_ATTRS", "well_label", "foreign_well_planes", "foreign_plane", "array_shape"]
 
+class _Ask(enum.Enum):
+    WELL = "ask the well"
+
+
 #: What :func:`foreign_plane` says when only the whole well's catalog can answer.
-ASK_THE_WELL = object()
+ASK_THE_WELL: Final = _Ask.WELL
 
 #: Attributes on a field's full-resolution array that map file names to plane indices (the original system's).
 FILENAME_MAP_ATTRS = ("polystore_filename_map", "openhcs_filename_map")
@@ -57,55 +62,78 @@ def array_shape(meta: dict[str, Any] | None) -> tuple[int, ...]:
     return tuple(int(n) for n in doc.get("shape", ()))
 
 
-def foreign_well_planes(locator: StoreLocator, plate: str, well_path: str) -> dict[str, PlaneRef]:
-    """Every plane of a well another tool wrote, by file name: from a filename map where its fields carry one,
-    else synthesised from each field's axes and shape (field numbers follow the well's image list)."""
-    well = f"{plate}/{well_path}"
-    images = (ngff(locator.read_meta(locator.key(well))).get("well") or {}).get("images") or []
-    row, column = parse_well(well_label(well_path))
-    out: dict[str, PlaneRef] = {}
-    for n, image in enumerate(images):
-        field = f"{well}/{image['path']}"
+@dataclass(frozen=True)
+class _Field:
+    """What naming a field's planes needs from its metadata."""
+
+    path: str
+    levels: tuple[str, ...]
+    axes: list[str]
+    shape: tuple[int, ...]
+    mapping: dict[str, Any] | None  #: the original system's filename map, where the field carries one
+
+
+def _well_images(locator: StoreLocator, well: str) -> list[dict[str, Any]]:
+    return locator.derived(
+        ("images", well), lambda: (ngff(locator.read_meta(locator.key(well))).get("well") or {}).get("images") or []
+    )
+
+
+def _field(locator: StoreLocator, field: str) -> _Field | None:
+    """A field's layout, read once per batch; None for a field listed but not (or no longer) there."""
+
+    def read() -> _Field | None:
         fmeta = locator.read_meta(locator.key(field))
         levels = tuple(level_paths(fmeta))
         ameta = locator.read_meta(locator.key(f"{field}/{levels[0]}"))
         if ameta is None:
-            continue  # a field listed but not (or no longer) there: nothing to name
+            return None
         attrs = ameta.get("attributes") or {}
         mapping = next((attrs[a] for a in FILENAME_MAP_ATTRS if isinstance(attrs.get(a), dict)), None)
-        if mapping is not None:
-            out.update({name: PlaneRef(field, tuple(int(i) for i in idx), levels) for name, idx in mapping.items()})
-            continue
         shape = array_shape(ameta)
-        for index, name in _synthesised(row, column, n, _axes(fmeta, len(shape)), shape):
-            out[name] = PlaneRef(field, index, levels)
+        return _Field(field, levels, _axes(fmeta, len(shape)), shape, mapping)
+
+    return locator.derived(("field", field), read)
+
+
+def foreign_well_planes(locator: StoreLocator, plate: str, well_path: str) -> dict[str, PlaneRef]:
+    """Every plane of a well another tool wrote, by file name: from a filename map where its fields carry one,
+    else synthesised from each field's axes and shape (field numbers follow the well's image list)."""
+    well = f"{plate}/{well_path}"
+    row, column = parse_well(well_label(well_path))
+    out: dict[str, PlaneRef] = {}
+    for n, image in enumerate(_well_images(locator, well)):
+        f = _field(locator, f"{well}/{image['path']}")
+        if f is None:
+            continue  # nothing to name
+        if f.mapping is not None:
+            out.update({name: PlaneRef(f.path, tuple(int(i) for i in idx), f.levels) for name, idx in f.mapping.items()})
+            continue
+        for index, name in _synthesised(row, column, n, f.axes, f.shape):
+            out[name] = PlaneRef(f.path, index, f.levels)
     return out
 
 
-def foreign_plane(locator: StoreLocator, plate: str, well_path: str, filename: str, name: HCSName) -> Any:
+def foreign_plane(
+    locator: StoreLocator, plate: str, well_path: str, filename: str, name: HCSName
+) -> PlaneRef | Literal[_Ask.WELL] | None:
     """The plane an ImageXpress ``filename`` names in a well another tool wrote, read from that one field's
     metadata (a load by name costs what it costs in hcsvfs's own plates, not a whole well's catalog).
 
     None if there is no such plane; :data:`ASK_THE_WELL` where only the whole well can tell (a filename map
     on the field, or an axis that numbers extra fields).
     """
-    well = f"{plate}/{well_path}"
-    images = (ngff(locator.read_meta(locator.key(well))).get("well") or {}).get("images") or []
+    images = _well_images(locator, f"{plate}/{well_path}")
     if not 1 <= name.field <= len(images):
         return ASK_THE_WELL  # it may be an extra field synthesised from another axis
-    field = f"{well}/{images[name.field - 1]['path']}"
-    fmeta = locator.read_meta(locator.key(field))
-    levels = tuple(level_paths(fmeta))
-    ameta = locator.read_meta(locator.key(f"{field}/{levels[0]}"))
-    if ameta is None:
+    f = _field(locator, f"{plate}/{well_path}/{images[name.field - 1]['path']}")
+    if f is None:
         return None
-    if any(isinstance((ameta.get("attributes") or {}).get(a), dict) for a in FILENAME_MAP_ATTRS):
+    if f.mapping is not None:
         return ASK_THE_WELL
-    shape = array_shape(ameta)
-    axes = _axes(fmeta, len(shape))
     wanted = {"t": name.t - 1, "c": name.channel - 1, "z": name.z - 1}
     index = []
-    for axis, size in zip(axes[:-2], shape[:-2]):
+    for axis, size in zip(f.axes[:-2], f.shape[:-2]):
         if axis not in wanted:
             if size != 1:
                 return ASK_THE_WELL
@@ -116,7 +144,7 @@ def foreign_plane(locator: StoreLocator, plate: str, well_path: str, filename: s
         index.append(wanted.pop(axis))
     if any(wanted.values()) or image_name(name) != filename:
         return None  # an axis the field lacks asked for past 1, or not the name the listing gives
-    return PlaneRef(field, tuple(index), levels)
+    return PlaneRef(f.path, tuple(index), f.levels)
 
 
 def _axes(field_meta: dict[str, Any] | None, rank: int) -> list[str]:

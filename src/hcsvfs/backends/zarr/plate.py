@@ -219,11 +219,14 @@ class PlateLayout:
         parsed = parse_filename(filename)  # foreign names are ImageXpress (synthesised) or whatever a map says
         wells = _plate_wells(plate_meta)
         if parsed is not None:
-            wells = [w for w in wells if well_label(w) == parsed.well] or wells
-            if len(wells) == 1 and well_label(wells[0]) == parsed.well:
-                found = foreign_plane(self.locator, plate, wells[0], filename, parsed)
+            # {label: path}, once per batch: a 384-well plate is not scanned for every plane
+            by_label = self.locator.derived(("wells", plate), lambda: {well_label(w): w for w in wells})
+            path = by_label.get(parsed.well)
+            if path is not None:
+                found = foreign_plane(self.locator, plate, path, filename, parsed)
                 if found is not ASK_THE_WELL:
-                    return found  # type: ignore[no-any-return]
+                    return found
+                wells = [path]
         for w in wells:
             found = self.well_planes(plate, w, plate_meta).get(filename)
             if found is not None:
