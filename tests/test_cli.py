@@ -23,7 +23,7 @@ from hcsvfs.cli.targets import parse_target
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ["demo", "ls", "info", "cp", "convert", "validate", "preview", "stats", "bench"]
+COMMANDS = ["demo", "ls", "info", "cp", "convert", "validate", "preview", "stats", "tune", "bench"]
 
 
 def run(*args: str):

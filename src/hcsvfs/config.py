@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ZarrConfig", "COMPRESSIONS", "SHUFFLES"]
+__all__ = ["ZarrConfig", "COMPRESSIONS", "SHUFFLES", "GOALS"]
 
-#: Codec names ZarrConfig accepts; lz4 and zstd run inside Blosc (multi-threaded, with shuffle).
-COMPRESSIONS = ("lz4", "zstd", "gzip", "none")
+#: Codec names ZarrConfig accepts; lz4, lz4hc and zstd run inside Blosc (with shuffle); ``auto`` picks one of
+#: those by a measured trial on the data (see ``goal`` and ``bandwidth``).
+COMPRESSIONS = ("lz4", "lz4hc", "zstd", "gzip", "none", "auto")
 SHUFFLES = ("byte", "bit", "none")
+#: What ``compression="auto"`` optimises: write + read-back time at the destination's bandwidth, codec
+#: speed alone (keeping at least half the best ratio), or stored bytes (with a decode-speed floor).
+GOALS = ("balanced", "speed", "size")
 
 ChunkSpec = None | Literal["plane"] | tuple[int, ...]
 ShardSpec = None | Literal["field"] | tuple[int, ...]
@@ -28,6 +32,11 @@ class ZarrConfig:
     compression: str = "lz4"
     compression_level: int = 1
     shuffle: str = "byte"
+    #: For ``compression="auto"``: what the measured trial optimises (one of :data:`GOALS`).
+    goal: str = "balanced"
+    #: For ``compression="auto"``: the destination's bytes/s; None measures it once per backend (a probe
+    #: write and read of a few MB in the store).
+    bandwidth: float | None = None
     chunks: ChunkSpec = "plane"
     shards: ShardSpec = "field"
     checksum: bool = False
@@ -50,6 +59,12 @@ class ZarrConfig:
             raise ValueError(f"compression_level must be an int from 0 to 9, got {self.compression_level!r}")
         if self.shuffle not in SHUFFLES:
             raise ValueError(f"unknown shuffle {self.shuffle!r}; valid values: {', '.join(SHUFFLES)}")
+        if self.goal not in GOALS:
+            raise ValueError(f"unknown compression goal {self.goal!r}; valid values: {', '.join(GOALS)}")
+        if self.bandwidth is not None and (
+            isinstance(self.bandwidth, bool) or not isinstance(self.bandwidth, (int, float)) or not self.bandwidth > 0
+        ):
+            raise ValueError(f"bandwidth must be None or a positive number of bytes/s, got {self.bandwidth!r}")
         _check_shape_spec("chunks", self.chunks, "plane")
         _check_shape_spec("shards", self.shards, "field")
         if isinstance(self.chunks, tuple) and isinstance(self.shards, tuple):

@@ -101,9 +101,9 @@ def demo(output: Path = typer.Option(Path("demo_output"), help="Folder for the d
 
 def _register() -> None:
     # Each command lives in its own module; importing them here keeps `hcsvfs --help` complete.
-    from . import bench, convert, cp, info, ls, preview, stats, validate
+    from . import bench, convert, cp, info, ls, preview, stats, tune, validate
 
-    for module in (ls, info, cp, convert, validate, preview, stats, bench):
+    for module in (ls, info, cp, convert, validate, preview, stats, tune, bench):
         module.register(app)
 
 

@@ -33,7 +33,10 @@ def convert(
     ),
     destination: str = typer.Argument(..., help="The plate to write: PATH.zarr or zarr:PATH.zarr."),
     parser: str = typer.Option("metaxpress", "--parser", help="File-name parser registered in hcsvfs.hcs."),
-    compression: str = typer.Option("lz4", "--compression", help="lz4, zstd, gzip or none."),
+    compression: str = typer.Option(
+        "lz4", "--compression", help="lz4, lz4hc, zstd, gzip, none, or auto (a measured trial picks; see hcsvfs tune)."
+    ),
+    goal: str = typer.Option("balanced", "--goal", help="For --compression auto: balanced, speed or size."),
     level: int = typer.Option(1, "--level", min=0, max=9, help="Compression level."),
     overwrite: bool = typer.Option(False, "--overwrite", "-f", help="Replace planes already in the plate."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check the written plate with ome-zarr-models."),
@@ -53,7 +56,7 @@ def convert(
     if dst.backend != "zarr" or not dst.path.endswith(".zarr"):
         raise CliError(f"the destination {dst} must be a plate path ending in .zarr (e.g. out/plate.zarr)", EXIT_USAGE)
     try:
-        config = ZarrConfig(compression=compression, compression_level=level)
+        config = ZarrConfig(compression=compression, compression_level=level, goal=goal)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     source_backend = fm.get_backend(src.backend)

@@ -17,9 +17,10 @@ from ... import paths as P
 from ...config import ZarrConfig
 from ...errors import CorruptDataError, InvalidPathError, PathExistsError, PathNotADirectoryError, UnsupportedTypeError
 from ..base import StatResult, StorageBackend
+from .autocodec import CodecChooser
 from .catalog import PlaneRef
 from .codecs import describe_codecs
-from .facts import image_facts
+from .facts import compression_facts, image_facts
 from .image import level_paths, open_array, open_levels, write_image
 from .ngff import default_axes, ngff_version, node_kind, validate_group
 from .plate import PlaneTarget, PlateInfo, PlateLayout, is_own, label_path
@@ -54,7 +55,8 @@ class ZarrStorageBackend(StorageBackend):
     ) -> None:
         self.config = config if config is not None else ZarrConfig()
         self.locator = StoreLocator(root, store, storage_options)
-        self.plates = PlateLayout(self.locator, self.config)
+        self.codecs = CodecChooser(self.locator, self.config)
+        self.plates = PlateLayout(self.locator, self.config, self.codecs)
 
     @property
     def root(self) -> Path | None:
@@ -141,13 +143,17 @@ class ZarrStorageBackend(StorageBackend):
         self._write_image(p, arr, names, labels, overwrite)
 
     def _write_image(self, p: str, arr: np.ndarray, axes: str | None, labels: bool, overwrite: bool) -> None:
+        config, compression = self.codecs.for_image(P.parent(p), arr, labels)
         if self.locator.can_rename:
             # Write beside the target under a hidden name, then rename: readers see the old image or
             # the new one, and of racing creators exactly one wins.
             tmp = self.locator.temp_sibling(p)
             committed = False
             try:
-                write_image(self.locator, tmp, arr, self.config, axes, labels=labels, hide=False, name=P.basename(p))
+                write_image(
+                    self.locator, tmp, arr, config, axes, labels=labels, hide=False, name=P.basename(p),
+                    compression=compression,
+                )
                 self.locator.rename_node(self.locator.key(tmp), self.locator.key(p), replace=overwrite)
                 committed = True
             except FileExistsError:
@@ -164,7 +170,7 @@ class ZarrStorageBackend(StorageBackend):
         if self.locator.read_meta(key) is not None:
             self.locator.delete_tree(key)  # overwrite on stores without rename: the old image goes first
         try:
-            write_image(self.locator, p, arr, self.config, axes, labels=labels)
+            write_image(self.locator, p, arr, config, axes, labels=labels, compression=compression)
         except BaseException:
             self.locator.delete_tree(key)  # nothing half-written stays behind
             raise
@@ -402,6 +408,7 @@ class ZarrStorageBackend(StorageBackend):
                 "wells": len(info.wells),
                 "fields_per_well": info.field_count,
                 "planes": sum(len(w.files) for w in info.wells.values()),
+                **compression_facts(meta),
             }
         return {"type": "folder", "entries": len(self.list_dir(p))}
 

@@ -15,8 +15,10 @@ _BLOSC_SHUFFLE = {"byte": BloscShuffle.shuffle, "bit": BloscShuffle.bitshuffle, 
 
 def compressors(config: ZarrConfig) -> list[Any]:
     """The bytes-to-bytes codecs for ``config``: the compressor, then crc32c when checksums are on."""
+    if config.compression == "auto":
+        raise ValueError("compression='auto' is resolved per array before encoding (autocodec.choose)")
     chain: list[Any] = []
-    if config.compression in ("lz4", "zstd"):
+    if config.compression in ("lz4", "lz4hc", "zstd"):
         shuffle = _BLOSC_SHUFFLE[config.shuffle]
         chain.append(BloscCodec(cname=BloscCname(config.compression), clevel=config.compression_level, shuffle=shuffle))
     elif config.compression == "gzip":

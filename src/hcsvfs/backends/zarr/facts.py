@@ -14,7 +14,7 @@ from .image import level_paths, open_array
 from .ngff import ngff, ngff_version
 from .store import StoreLocator
 
-__all__ = ["image_facts", "image_axes", "channel_names"]
+__all__ = ["compression_facts", "image_facts", "image_axes", "channel_names"]
 
 
 def image_axes(meta: dict[str, Any] | None, rank: int) -> str:
@@ -56,4 +56,21 @@ def image_facts(locator: StoreLocator, image: str, meta: dict[str, Any] | None =
     labels = ngff(locator.read_meta(f"{key}/labels" if key else "labels")).get("labels")
     if labels:
         facts["labels"] = [str(n) for n in labels]
+    facts |= compression_facts(meta)
     return facts
+
+
+def compression_facts(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """How ``compression="auto"`` chose the codec of an image (or of a plate's images and labels), if it did."""
+    records = (((meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("compression")
+    if not records:
+        return {}
+    by_kind = records if "chosen" not in records else {"": records}
+    return {
+        f"auto codec{f' ({kind})' if kind else ''}": (
+            f"{r['chosen']} for goal {r['goal']!r} at {r['bandwidth_MBps']} MB/s on {r.get('threads', '?')} threads, "
+            f"best of {len(r['trial'])} codecs tried on {r['sample_bytes'] // 1024} KiB in {r['trial_ms']} ms "
+            "(hcsvfs tune PATH shows the table)"
+        )
+        for kind, r in by_kind.items()
+    }

@@ -54,10 +54,12 @@ def write_image(
     hide: bool = True,
     name: str | None = None,
     image_label: bool = False,
+    compression: dict[str, Any] | None = None,
 ) -> None:
     """Write a new image group at ``logical``: its level arrays with their pixels, then the metadata that shows it.
 
-    ``image_label`` makes it an NGFF label image (``image-label`` metadata, its source two levels up).
+    ``image_label`` makes it an NGFF label image (``image-label`` metadata, its source two levels up);
+    ``compression`` is the record of an ``auto`` codec choice, kept in the group's metadata.
 
     ``hide`` first marks the group 'pending' so it is invisible while written; plate
     fields skip that, as nothing lists them until their well's metadata is written.
@@ -83,7 +85,9 @@ def write_image(
             config={"write_empty_chunks": True},
             **array_layout(config, current.shape),
         )
-    commit_image(locator, logical, axes, levels, config, name=name, data=data, image_label=image_label)
+    commit_image(
+        locator, logical, axes, levels, config, name=name, data=data, image_label=image_label, compression=compression
+    )
 
 
 def write_levels(arrays: list[Any], data: np.ndarray, index: tuple[int, ...] = (), *, labels: bool = False) -> None:
@@ -105,12 +109,15 @@ def commit_image(
     name: str | None = None,
     data: np.ndarray | None = None,
     image_label: bool = False,
+    compression: dict[str, Any] | None = None,
 ) -> None:
     """Write the image group's final metadata (``name`` defaults to the last path part): the write that shows it.
 
     An image with a channel axis gets ``omero`` channel metadata (names, colours, contrast windows from ``data``).
     """
     attrs: dict[str, Any] = {"hcsvfs": {"kind": "image"}}
+    if compression is not None:
+        attrs["hcsvfs"]["compression"] = compression
     if config.ome_metadata and axes:
         attrs["ome"] = image_attrs(axes, levels, name or logical.rsplit("/", 1)[-1])
         if image_label:

@@ -25,6 +25,7 @@ from ... import paths as P
 from ...config import ZarrConfig
 from ...errors import InvalidPathError, PathExistsError, ReadOnlyError, StorageError
 from ...hcs import HCSName, parse_filename, row_index, row_name
+from .autocodec import CodecChooser
 from .catalog import ASK_THE_WELL, PlaneRef, foreign_plane, foreign_well_planes, well_label
 from .facts import image_facts
 from .image import level_paths, open_array, open_levels, write_image, write_levels
@@ -167,9 +168,10 @@ class PlateInfo:
 class PlateLayout:
     """Reads and writes planes of plates in one store."""
 
-    def __init__(self, locator: StoreLocator, config: ZarrConfig) -> None:
+    def __init__(self, locator: StoreLocator, config: ZarrConfig, codecs: CodecChooser | None = None) -> None:
         self.locator = locator
         self.config = config
+        self.codecs = codecs if codecs is not None else CodecChooser(locator, config)
 
     # ------------------------------------------------------------------ routing
     def target(self, logical: str, parent_meta: dict[str, Any] | None, *, label: str | None = None) -> PlaneTarget | None:
@@ -341,6 +343,7 @@ class PlateLayout:
         wells = _by_well(items)
         for plate in sorted({t.plate for t, _ in items}):
             self._make_plate(plate)
+        configs = self._codecs(items, labels)
         held: dict[str, tuple[contextlib.AbstractContextManager[Any], Any]] = {}
         fields_left: dict[str, int] = {}
         done: dict[str, list[PlaneTarget]] = defaultdict(list)
@@ -368,19 +371,58 @@ class PlateLayout:
                     lock.__exit__(None, None, None)
 
         try:
-            self._write_wells(list(wells.values()), start, finish, labels)
+            self._write_wells(list(wells.values()), start, finish, labels, configs)
         finally:
             for lock, _ in held.values():
                 lock.__exit__(None, None, None)
 
+    def _codecs(self, items: Sequence[tuple[PlaneTarget, np.ndarray]], labels: bool) -> dict[tuple[str, bool], ZarrConfig]:
+        """The config each (plate, is-label) of ``items`` writes new fields with: ``auto`` resolved once per plate.
+
+        The first writer of a plate runs the trial on planes of its first batch (one per channel, up to
+        four) and records the choice in the plate's metadata under the plate's lock; every later writer,
+        in this process or another, reads it from there, so all the plate's fields share one codec.
+        """
+        if not self.codecs.active:
+            return {}
+        groups: dict[tuple[str, bool], list[tuple[PlaneTarget, np.ndarray]]] = defaultdict(list)
+        for t, data in items:
+            groups[(t.plate, labels or t.label is not None)].append((t, data))
+        return {key: self._plate_codec(key[0], key[1], group) for key, group in groups.items()}
+
+    def _plate_codec(self, plate: str, is_label: bool, items: list[tuple[PlaneTarget, np.ndarray]]) -> ZarrConfig:
+        kind = "labels" if is_label else "image"
+        key = self.locator.key(plate)
+        record = _compression_records(self.locator.read_meta(key)).get(kind)
+        if record is None:
+            with self._plate_lock(plate) as verify:
+                meta = self.locator.read_meta(key) or {}
+                records = _compression_records(meta)
+                record = records.get(kind)
+                if record is None:  # not decided by another writer while we waited
+                    by_channel: dict[int, np.ndarray] = {}
+                    for t, data in items:
+                        by_channel.setdefault(t.index[1], data)
+                    record = self.codecs.decide(np.stack(list(by_channel.values())[:4]))
+                    verify()
+                    attrs = meta.get("attributes") or {}
+                    own = {**(attrs.get("hcsvfs") or {}), "compression": {**records, kind: record}}
+                    self.locator.write_meta(key, {**meta, "attributes": {**attrs, "hcsvfs": own}})
+        return self.codecs.resolve(record)
+
     def _write_wells(
-        self, wells: list[Planes], start: Callable[[Planes], list[Planes]], finish: Callable[[Planes], None], labels: bool
+        self,
+        wells: list[Planes],
+        start: Callable[[Planes], list[Planes]],
+        finish: Callable[[Planes], None],
+        labels: bool,
+        configs: dict[tuple[str, bool], ZarrConfig],
     ) -> None:
         workers = self.config.write_threads
         if workers == 1 or sum(len(_by_field(w)) for w in wells) == 1:
             for planes in wells:
                 for field_planes in start(planes):
-                    self._write_field(field_planes, labels)
+                    self._write_field(field_planes, labels, configs)
                     finish(field_planes)
             return
         # A sliding window of 2 tasks per thread keeps at most that many field buffers alive.
@@ -394,15 +436,15 @@ class PlateLayout:
                         fields = start(well_queue.pop(0))
                         continue
                     field_planes = fields.pop(0)
-                    pending[pool.submit(self._write_field, field_planes, labels)] = field_planes
+                    pending[pool.submit(self._write_field, field_planes, labels, configs)] = field_planes
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     field_planes = pending.pop(fut)
                     fut.result()
                     finish(field_planes)
 
-    def _write_field(self, planes: Planes, labels: bool) -> None:
-        """Write one field's planes (the caller holds the well's lock)."""
+    def _write_field(self, planes: Planes, labels: bool, configs: dict[tuple[str, bool], ZarrConfig]) -> None:
+        """Write one field's planes (the caller holds the well's lock); a new field gets its plate's codec."""
         field_path = planes[0][0].field
         first = planes[0][1]
         need = tuple(max(t.index[i] for t, _ in planes) + 1 for i in range(3))
@@ -420,8 +462,10 @@ class PlateLayout:
             for t, data in planes:
                 buf[t.index] = data
             label = planes[0][0].label
+            is_label = labels or label is not None
+            config = configs.get((planes[0][0].plate, is_label), self.config)
             write_image(
-                self.locator, field_path, buf, self.config, _FIELD_AXES, labels=labels or label is not None, hide=False,
+                self.locator, field_path, buf, config, _FIELD_AXES, labels=is_label, hide=False,
                 image_label=label is not None,
             )
             return
@@ -615,6 +659,11 @@ def _by_field(items: Planes) -> dict[str, Planes]:
 def is_own(plate_meta: dict[str, Any] | None) -> bool:
     """True for a plate hcsvfs made (it writes into those only)."""
     return ((((plate_meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("kind")) == "plate"
+
+
+def _compression_records(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``auto`` codec choices a plate recorded, by kind (``image``, ``labels``)."""
+    return dict((((meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("compression") or {})
 
 
 def _plate_wells(plate_meta: dict[str, Any] | None) -> list[str]:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
@@ -334,6 +335,22 @@ class StoreLocator:
                     yield lease.verify
                 return
             yield _held
+
+    def probe_bandwidth(self, nbytes: int = 8 << 20) -> float:
+        """Bytes/s of writing ``nbytes`` into the store and reading them back, as zarr writes chunks.
+
+        The probe is random (incompressible, as compressed chunks are) under a hidden key at the
+        store's root, deleted afterwards.
+        """
+        key = _join(self.key("."), f"{TEMP_PREFIX}bandwidth-{uuid.uuid4().hex}")
+        payload = default_buffer_prototype().buffer.from_bytes(os.urandom(nbytes))
+        start = time.perf_counter()
+        try:
+            sync(self.store.set(key, payload))
+            sync(self.store.get(key, prototype=default_buffer_prototype()))
+            return 2 * nbytes / max(time.perf_counter() - start, 1e-9)
+        finally:
+            sync(self.store.delete(key))
 
     def temp_sibling(self, logical: str) -> str:
         """A fresh logical path next to ``logical`` that listings hide (for write-then-rename)."""
