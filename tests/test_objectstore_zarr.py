@@ -89,3 +89,18 @@ def test_zarr_on_s3_gives_the_same_transcript_as_every_backend(tmp_path) -> None
     url, options = new_s3_url()
     on_s3 = FileManager().mount(url, name="z", kind="zarr", **options)
     assert _transcript(on_s3) == _transcript(MemoryStorageBackend())
+
+
+def test_auto_compression_probes_the_bucket_and_leaves_no_probe_behind() -> None:
+    url, options = new_s3_url("auto")
+    zb = ZarrStorageBackend(url, storage_options=options, config=ZarrConfig(compression="auto"))
+    zb.ensure_directory("p.zarr")
+    names = ["p.zarr/A01_s1_w1.tif", "p.zarr/A01_s1_w2.tif"]
+    zb.save_batch([plane(1), plane(2)], names)
+    speed = zb.codecs.bandwidth()
+    assert speed > 0
+    record = zb.describe("p.zarr")["auto codec (image)"]
+    assert f"at {round(speed / 1e6, 1)} MB/s" in record
+    assert np.array_equal(np.asarray(zb.load(names[1])), plane(2))
+    bucket = url.split("/")[2]
+    assert not [k for k in shared_server().keys(bucket) if ".hcsvfs-tmp-" in k]  # the probe was deleted

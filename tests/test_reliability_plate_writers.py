@@ -273,8 +273,8 @@ def test_a_broken_lease_stops_the_commit(tmp_path: Path) -> None:
     lock_key = f"{zb.locator.store.path}/{PLATE}/.hcsvfs-locks/well-A-1"
     real_write = zb.plates._write_field
 
-    def write_then_lose(planes: Any, labels: bool) -> None:
-        real_write(planes, labels)
+    def write_then_lose(planes: Any, *rest: Any) -> None:
+        real_write(planes, *rest)
         from zarr.core.sync import sync
 
         bucket, key, _ = fs.split_path(lock_key)

@@ -190,10 +190,10 @@ def test_a_missing_plate_folder_fails_like_any_missing_parent(tmp_path: Path) ->
 def test_a_failed_field_leaves_its_well_unlisted(zb: ZarrStorageBackend, monkeypatch: pytest.MonkeyPatch) -> None:
     real = PlateLayout._write_field
 
-    def flaky(self: PlateLayout, planes: list, labels: bool) -> None:
+    def flaky(self: PlateLayout, planes: list, *rest: object) -> None:
         if planes[0][0].field_path == "1":
             raise OSError("disk went away")
-        real(self, planes, labels)
+        real(self, planes, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(PlateLayout, "_write_field", flaky)
     names = names_for({"A01": 2})
@@ -214,7 +214,7 @@ def test_batch_uses_a_bounded_pool_of_threads(tmp_path: Path, monkeypatch: pytes
     lock = threading.Lock()
     both_running = threading.Barrier(2, timeout=5)
 
-    def spy(self: PlateLayout, planes: list, labels: bool) -> None:
+    def spy(self: PlateLayout, planes: list, *rest: object) -> None:
         with lock:
             threads.add(threading.current_thread().name)
             live[0] += 1
@@ -223,7 +223,7 @@ def test_batch_uses_a_bounded_pool_of_threads(tmp_path: Path, monkeypatch: pytes
             both_running.wait()  # proves two fields are written at the same time
         except threading.BrokenBarrierError:
             pass
-        real(self, planes, labels)
+        real(self, planes, *rest)  # type: ignore[arg-type]
         with lock:
             live[0] -= 1
 

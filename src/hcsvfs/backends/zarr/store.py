@@ -19,6 +19,7 @@ from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import numpy as np
 from zarr.abc.store import Store
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
@@ -337,16 +338,35 @@ class StoreLocator:
             yield _held
 
     def probe_bandwidth(self, nbytes: int = 8 << 20) -> float:
-        """Bytes/s of writing ``nbytes`` into the store and reading them back, as zarr writes chunks.
+        """Bytes/s of writing ``nbytes`` into the store until they are stored, and reading them back.
 
-        The probe is random (incompressible, as compressed chunks are) under a hidden key at the
-        store's root, deleted afterwards.
+        The probe is random bytes (incompressible, as compressed chunks are) under a hidden key at the
+        store's root, deleted afterwards. On a local folder the write includes an fsync (a plate is
+        larger than the page cache, so the disk's own speed is what its writes end up waiting for), and
+        the figure is kept for the process: every backend on that device reuses it.
         """
         key = _join(self.key("."), f"{TEMP_PREFIX}bandwidth-{uuid.uuid4().hex}")
-        payload = default_buffer_prototype().buffer.from_bytes(os.urandom(nbytes))
+        if self._local is not None:
+            path = self._local / key
+            device = path.parent.stat().st_dev
+            with _LOCAL_SPEED_LOCK:  # one probe per local device and process: every backend there shares it
+                if device not in _LOCAL_SPEED:
+                    payload = _random_bytes(nbytes)
+                    start = time.perf_counter()
+                    try:
+                        with open(path, "wb") as fh:
+                            fh.write(payload)
+                            fh.flush()
+                            os.fsync(fh.fileno())
+                        path.read_bytes()
+                        _LOCAL_SPEED[device] = 2 * nbytes / max(time.perf_counter() - start, 1e-9)
+                    finally:
+                        path.unlink(missing_ok=True)
+                return _LOCAL_SPEED[device]
+        payload = _random_bytes(nbytes)
         start = time.perf_counter()
         try:
-            sync(self.store.set(key, payload))
+            sync(self.store.set(key, default_buffer_prototype().buffer.from_bytes(payload)))
             sync(self.store.get(key, prototype=default_buffer_prototype()))
             return 2 * nbytes / max(time.perf_counter() - start, 1e-9)
         finally:
@@ -357,6 +377,16 @@ class StoreLocator:
         head, _, _ = logical.rpartition("/")
         name = f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         return f"{head}/{name}" if head else name
+
+
+#: Bytes/s of each local device (st_dev) probed in this process; see StoreLocator.probe_bandwidth.
+_LOCAL_SPEED: dict[int, float] = {}
+_LOCAL_SPEED_LOCK = threading.Lock()
+
+
+def _random_bytes(n: int) -> bytes:
+    """``n`` incompressible bytes, fast (os.urandom of a few MB costs more than the probe it feeds)."""
+    return np.random.default_rng().integers(0, 256, n, dtype=np.uint8).tobytes()
 
 
 def _held() -> None:
