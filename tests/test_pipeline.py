@@ -95,6 +95,20 @@ def test_segmentation_as_labels_over_the_raw_plate(plate: str, tmp_path: Path) -
     assert backend.validate(out)
 
 
+def test_outputs_are_written_with_the_auto_codec_unless_one_is_named(plate: str, tmp_path: Path) -> None:
+    """The pipeline's zarr output decides its codec by a measured trial per plate (kind), recorded in the plate."""
+    out = str(tmp_path / "plate.zarr")
+    design_example().run(plate, out, wells=WELLS[:1], labels="cells")
+    records = json.loads((Path(out) / "zarr.json").read_text())["attributes"]["hcsvfs"]["compression"]
+    assert sorted(records) == ["image", "labels"] and records["labels"]["goal"] == "balanced"
+    fixed = str(tmp_path / "fixed.zarr")
+    design_example().run(plate, fixed, wells=WELLS[:1], storage=StorageConfig(output_compression="zstd"))
+    assert "compression" not in json.loads((Path(fixed) / "zarr.json").read_text())["attributes"]["hcsvfs"]
+    assert "zstd" in FileManager().get_backend("zarr").describe(f"{fixed}/{WELLS[0]}_s1_w1_z001_t001.tif")["codec"]
+    with pytest.raises(ValueError, match="output_compression 'brotli'.*auto"):
+        StorageConfig(output_compression="brotli")
+
+
 def test_measurements_read_labels_from_memory_and_intensity_from_disk(plate: str, tmp_path: Path) -> None:
     report = Pipeline(list(design_example().steps) + [MeasureCells()]).run(plate, str(tmp_path / "p"), storage=DISK_OUT)
     table = report.table()

@@ -9,6 +9,7 @@ rerun skips wells whose marker exists.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import resource
 import shutil
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import paths as P
 from ..backends.base import StorageBackend
+from ..config import COMPRESSIONS, ZarrConfig
 from ..filemanager import FileManager
 from ..registry import create_default_registry
 from .context import ProcessingContext
@@ -48,7 +50,10 @@ class StorageConfig:
     ``budget`` puts intermediates on a MemoryOverlay of that many bytes per
     process (spilling to a temp folder); ``shared_memory_namespace`` attaches
     the shared-memory backend of a parent; ``backends`` adds (name, factory)
-    pairs, e.g. an object store for the output.
+    pairs, e.g. an object store for the output. ``output_compression`` is the
+    codec of the default zarr output backend: ``"auto"`` (a measured trial per
+    plate, see docs/zarr.md) unless a codec name is given; a backend passed in
+    ``backends`` under the output's name keeps its own config.
     """
 
     input_backend: str = "disk"
@@ -59,6 +64,14 @@ class StorageConfig:
     spill_dir: str | None = None
     shared_memory_namespace: str | None = None
     backends: tuple[tuple[str, Callable[[], StorageBackend]], ...] = ()
+    output_compression: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.output_compression not in COMPRESSIONS:
+            raise ValueError(
+                f"StorageConfig output_compression {self.output_compression!r} is not a codec; "
+                f"valid values: {', '.join(COMPRESSIONS)}"
+            )
 
     @property
     def intermediate(self) -> str:
@@ -81,6 +94,8 @@ class StorageConfig:
         """A new FileManager, and what closes it for good (its backends, then its spill folder)."""
         registry = create_default_registry()
         spill: str | None = None
+        if self.output_backend == "zarr":
+            registry.register_backend("zarr", functools.partial(_zarr_output, self.output_compression), replace=True)
         for name, factory in self.backends:
             registry.register_backend(name, factory())
         if self.shared_memory_namespace is not None:
@@ -103,6 +118,13 @@ class StorageConfig:
                 remove()
 
         return fm, close
+
+
+def _zarr_output(compression: str) -> StorageBackend:
+    """The pipeline's zarr output backend (rooted at the working directory, as the default one)."""
+    from ..backends.zarr import ZarrStorageBackend
+
+    return ZarrStorageBackend(config=ZarrConfig(compression=compression))
 
 
 class _FileManagerCache:
