@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PACKAGES = ("hcsvfs", "numpy", "zarr", "numcodecs", "tifffile", "imagecodecs", "ome-zarr", "fsspec", "s3fs", "dask", "torch")
+PACKAGES = ("hcsvfs", "numpy", "zarr", "zarrs", "numcodecs", "tifffile", "imagecodecs", "ome-zarr", "fsspec", "s3fs", "dask", "torch")
 
 
 def machine() -> dict[str, Any]:
