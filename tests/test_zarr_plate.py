@@ -352,3 +352,28 @@ def test_load_batch_reads_each_plate_well_and_field_metadata_once(zb: ZarrStorag
     assert len(reads) == single  # a one-plane batch costs what one load costs
     zb.save(plane(99), f"{PLATE}/A01_s1_w1_z001_t001.tif", overwrite=True)  # no snapshot outlives the batch
     assert np.array_equal(zb.load_batch([f"{PLATE}/A01_s1_w1_z001_t001.tif"], materialize=True)[0], plane(99))
+
+
+def test_a_batch_reads_a_field_it_mostly_covers_once(zb: ZarrStorageBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planes covering at least half of a field are cut from one read of the field; a lone plane is read alone."""
+    import zarr
+
+    data = write(zb, names_for({"A01": 1, "B02": 1}, channels=3, zs=2))  # 6 planes per field
+    reads: list[tuple[str, object]] = []
+    real = zarr.AsyncArray.getitem
+
+    async def counted(self: zarr.AsyncArray, selection: object, *a: object, **k: object) -> object:
+        reads.append((str(self.store_path).split("/")[-4], selection))  # the row of .../A/1/0/0
+        return await real(self, selection, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zarr.AsyncArray, "getitem", counted)
+    a01 = [n for n in data if "/A01_" in n][:4]  # 4 of 6 planes: read as the field
+    b02 = [n for n in data if "/B02_" in n][:1]  # 1 of 6: read as a plane
+    views = zb.load_batch(a01 + b02)
+    assert views[0].zarr is views[1].zarr  # one array object per field within the batch
+    got = zb.load_batch(a01 + b02, materialize=True)
+    assert all(np.array_equal(g, data[n]) for g, n in zip(got, a01 + b02))
+    assert sorted(where for where, _ in reads) == ["A", "B"], reads  # one read each
+    assert [sel for where, sel in reads if where == "A"] == [Ellipsis]
+    got[0][0, 0] += 1  # each plane is its own to change
+    assert np.array_equal(got[1], data[a01[1]])

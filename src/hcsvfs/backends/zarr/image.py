@@ -156,6 +156,14 @@ def open_array(locator: StoreLocator, key: str, mode: str = "r", *, meta: dict[s
     ``meta``: the array's metadata when the caller has just read it (one store request fewer). zarr v2 arrays
     (NGFF 0.4) open the same way, from their ``.zarray`` and ``.zattrs``.
     """
+    if mode == "r":
+        # Within a batch the planes of one field share its array: zarr parses the metadata and builds the
+        # codec pipeline (a Rust object under zarrs) once, not once per plane.
+        return locator.derived(("array", key), lambda: _open_array(locator, key, mode, meta))
+    return _open_array(locator, key, mode, meta)
+
+
+def _open_array(locator: StoreLocator, key: str, mode: str, meta: dict[str, Any] | None) -> Any:
     meta = meta if meta is not None else locator.read_meta(key)
     if meta is None or meta.get("node_type") != "array":
         # Also what a reader sees when a racing mover or deleter took the image a moment ago.
