@@ -6,7 +6,6 @@ import json
 import math
 from typing import Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -18,13 +17,10 @@ from ..units import parse_bytes
 from .errors import EXIT_USAGE, CliError
 from .targets import cli_filemanager, parse_target, zarr_backend
 
-__all__ = ["register", "tune", "stored_sample"]
+__all__ = ["register", "tune", "stored_object"]
 
-_PLANES = 4
-
-
-def stored_sample(target: str) -> np.ndarray:
-    """Up to four planes spread over the image (or over the first field of a plate) at ``target``."""
+def stored_object(target: str) -> Any:
+    """The image (lazy where stored as zarr) at ``target``, or the first field of the plate there."""
     fm = cli_filemanager()
     t = parse_target(target, fm)
     if not fm.exists(t.path, t.backend):
@@ -35,15 +31,9 @@ def stored_sample(target: str) -> np.ndarray:
         obj: Any = plate.field(sorted(plate.wells)[0], 0)
     else:
         obj = fm.load(t.path, t.backend)
-    shape = tuple(getattr(obj, "shape", ()))
-    if len(shape) < 2 or not hasattr(obj, "dtype"):
+    if len(getattr(obj, "shape", ())) < 2 or not hasattr(obj, "dtype"):
         raise CliError(f"{t} holds a {type(obj).__name__}, not an image; tune takes an image, a plane or a plate")
-    if len(shape) == 2:
-        return np.asarray(obj)
-    lead = shape[:-2]
-    count = math.prod(lead)
-    picks = np.unique(np.linspace(0, count - 1, min(count, _PLANES)).round().astype(int))
-    return np.stack([np.asarray(obj[tuple(int(i) for i in np.unravel_index(k, lead))]) for k in picks])
+    return obj
 
 
 def tune(
@@ -64,7 +54,7 @@ def tune(
         raise CliError(f"--bandwidth: {exc}", EXIT_USAGE) from None
     if speed is not None and speed <= 0:
         raise CliError("--bandwidth must be above 0, e.g. 100MB", EXIT_USAGE)
-    data = stored_sample(target)
+    data = stored_object(target)  # the trial reads its few tiles from it
     if speed is None:
         speed = zarr_backend(cli_filemanager()).codecs.bandwidth()
     choice = trial(data, goal, speed)

@@ -101,9 +101,6 @@ class Choice:
     sample_bytes: int
     seconds: float  #: what the trial cost
 
-    def apply(self, config: ZarrConfig) -> ZarrConfig:
-        return self.candidate.apply(config)
-
     def to_json(self) -> dict[str, Any]:
         """The record kept in the array's (or plate's) ``attributes.hcsvfs.compression``."""
         return {
@@ -129,34 +126,37 @@ class Choice:
         return Candidate(str(codec["compression"]), int(codec["level"]), str(codec["shuffle"]))
 
 
-def sample(data: np.ndarray, budget: int = SAMPLE_BYTES) -> np.ndarray:
+def sample(data: Any, budget: int = SAMPLE_BYTES) -> np.ndarray:
     """Central tiles (up to ``_TILE`` px a side) of up to ``_PLANES`` planes spread evenly over the leading axes,
     ``budget`` bytes in all: tiles shrink so that every picked plane gets one.
 
     Tiles, not whole planes, because a trial must cost little next to the write it decides for; planes spread
-    over the array (every channel of a field, say) because channels compress differently.
+    over the array (every channel of a field, say) because channels compress differently. ``data`` is a numpy
+    array or any array that indexes with ints and slices (a lazy zarr view: only the tiles are read).
     """
-    if data.ndim < 2:
-        flat = np.ascontiguousarray(data).reshape(-1)
-        return flat[: max(1, budget // max(1, data.itemsize))]
-    planes = data.reshape(-1, *data.shape[-2:])
-    picks = np.unique(np.linspace(0, len(planes) - 1, min(len(planes), _PLANES)).round().astype(int))
-    side = max(16, min(_TILE, math.isqrt(budget // (len(picks) * data.itemsize))))
-    h, w = planes.shape[-2:]
+    shape, itemsize = tuple(data.shape), np.dtype(data.dtype).itemsize
+    if len(shape) < 2:
+        return np.ascontiguousarray(data).reshape(-1)[: max(1, budget // max(1, itemsize))]
+    lead, (h, w) = shape[:-2], shape[-2:]
+    count = math.prod(lead)
+    picks = np.unique(np.linspace(0, count - 1, min(count, _PLANES)).round().astype(int))
+    side = max(16, min(_TILE, math.isqrt(budget // (len(picks) * itemsize))))
     th, tw = min(h, side), min(w, side)
     y, x = (h - th) // 2, (w - tw) // 2
-    return np.ascontiguousarray(planes[picks, y : y + th, x : x + tw])
+    tile = (slice(y, y + th), slice(x, x + tw))
+    return np.stack([np.asarray(data[(*(int(i) for i in np.unravel_index(k, lead)), *tile)]) for k in picks])
 
 
 def trial(
-    data: np.ndarray,
+    data: Any,
     goal: str,
     bandwidth: float,
     *,
     threads: int | None = None,
     candidates: tuple[Candidate, ...] = CANDIDATES,
 ) -> Choice:
-    """Encode and decode a sample of ``data`` with every candidate here and now; the cheapest for ``goal`` wins.
+    """Encode and decode a sample of ``data`` (an array, or a lazy one: see :func:`sample`) with every candidate
+    here and now; the cheapest for ``goal`` wins.
 
     The trial runs on a worker thread, where Blosc encodes single-threaded as it does for zarr's chunks;
     zarr spreads the chunks over the cores, so the cost counts the codec's speed times ``threads``
@@ -168,8 +168,8 @@ def trial(
         raise ValueError(f"bandwidth must be a positive number of bytes/s, got {bandwidth!r}")
     start = time.perf_counter()
     picked = sample(data)
+    threads = threads or len(os.sched_getaffinity(0))
     with ThreadPoolExecutor(1, thread_name_prefix="hcsvfs-codec-trial") as pool:
-        threads = threads or len(os.sched_getaffinity(0))
         measured = pool.submit(_measure_all, picked, candidates, goal, bandwidth, threads).result()
     rows = _score(measured, goal, bandwidth, threads)
     best = min(rows, key=lambda r: r.cost)
