@@ -345,28 +345,23 @@ class StoreLocator:
         larger than the page cache, so the disk's own speed is what its writes end up waiting for), and
         the figure is kept for the process: every backend on that device reuses it.
         """
+        if self._local is None:
+            return self._probe(nbytes)
+        device = (self._local / self.key(".")).stat().st_dev
+        with _LOCAL_SPEED_LOCK:  # one probe per local device and process: every backend there shares it
+            if device not in _LOCAL_SPEED:
+                _LOCAL_SPEED[device] = self._probe(nbytes)
+            return _LOCAL_SPEED[device]
+
+    def _probe(self, nbytes: int) -> float:
         key = _join(self.key("."), f"{TEMP_PREFIX}bandwidth-{uuid.uuid4().hex}")
-        if self._local is not None:
-            path = self._local / key
-            device = path.parent.stat().st_dev
-            with _LOCAL_SPEED_LOCK:  # one probe per local device and process: every backend there shares it
-                if device not in _LOCAL_SPEED:
-                    payload = _random_bytes(nbytes)
-                    start = time.perf_counter()
-                    try:
-                        with open(path, "wb") as fh:
-                            fh.write(payload)
-                            fh.flush()
-                            os.fsync(fh.fileno())
-                        path.read_bytes()
-                        _LOCAL_SPEED[device] = 2 * nbytes / max(time.perf_counter() - start, 1e-9)
-                    finally:
-                        path.unlink(missing_ok=True)
-                return _LOCAL_SPEED[device]
-        payload = _random_bytes(nbytes)
+        payload = default_buffer_prototype().buffer.from_bytes(_random_bytes(nbytes))
         start = time.perf_counter()
         try:
-            sync(self.store.set(key, default_buffer_prototype().buffer.from_bytes(payload)))
+            sync(self.store.set(key, payload))
+            if self._local is not None:
+                with open(self._local / key, "rb") as fh:
+                    os.fsync(fh.fileno())
             sync(self.store.get(key, prototype=default_buffer_prototype()))
             return 2 * nbytes / max(time.perf_counter() - start, 1e-9)
         finally:
