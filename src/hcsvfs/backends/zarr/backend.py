@@ -24,7 +24,7 @@ from .facts import compression_facts, image_facts
 from .image import level_paths, open_array, open_levels, write_image
 from .ngff import default_axes, ngff_version, node_kind, validate_group
 from .plate import PlaneTarget, PlateInfo, PlateLayout, is_own, label_path
-from .store import StoreLocator
+from .store import StoreLocator, join_key
 from .view import ZarrArrayView, read_many
 
 __all__ = ["ZarrStorageBackend"]
@@ -240,7 +240,7 @@ class ZarrStorageBackend(StorageBackend):
         for name in self.locator.children(key):
             if name == "zarr.json":
                 continue
-            child = f"{key}/{name}" if key else name
+            child = join_key(key, name)
             try:
                 ck = node_kind(self.locator.read_meta(child))
             except CorruptDataError:

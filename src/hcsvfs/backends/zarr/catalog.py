@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 
 from ...hcs import HCSName, image_name, parse_well
 from .image import level_paths
-from .ngff import ngff
+from .ngff import axis_names, ngff
 from .store import StoreLocator
 
 __all__ = ["PlaneRef", "FILENAME_MAP_ATTRS", "well_label", "foreign_well_planes", "foreign_plane", "array_shape"]
@@ -91,7 +91,7 @@ def _field(locator: StoreLocator, field: str) -> _Field | None:
         attrs = ameta.get("attributes") or {}
         mapping = next((attrs[a] for a in FILENAME_MAP_ATTRS if isinstance(attrs.get(a), dict)), None)
         shape = array_shape(ameta)
-        return _Field(field, levels, _axes(fmeta, len(shape)), shape, mapping)
+        return _Field(field, levels, axis_names(fmeta, len(shape)), shape, mapping)
 
     return locator.derived(("field", field), read)
 
@@ -145,13 +145,6 @@ def foreign_plane(
     if any(wanted.values()) or image_name(name) != filename:
         return None  # an axis the field lacks asked for past 1, or not the name the listing gives
     return PlaneRef(f.path, tuple(index), f.levels)
-
-
-def _axes(field_meta: dict[str, Any] | None, rank: int) -> list[str]:
-    """Axis names of a field's arrays (NGFF 0.4+ dicts, 0.3 strings), or the NGFF order for the rank."""
-    multiscales = ngff(field_meta).get("multiscales") or [{}]
-    axes = [a["name"] if isinstance(a, dict) else str(a) for a in multiscales[0].get("axes", [])]
-    return axes if len(axes) == rank else list("tczyx"[-rank:])
 
 
 def _synthesised(

@@ -16,7 +16,7 @@ _BLOSC_SHUFFLE = {"byte": BloscShuffle.shuffle, "bit": BloscShuffle.bitshuffle, 
 def compressors(config: ZarrConfig) -> list[Any]:
     """The bytes-to-bytes codecs for ``config``: the compressor, then crc32c when checksums are on."""
     if config.compression == "auto":
-        raise ValueError("compression='auto' is resolved per array before encoding (autocodec.choose)")
+        raise ValueError("compression='auto' is resolved per array before encoding (autocodec.CodecChooser)")
     chain: list[Any] = []
     if config.compression in ("lz4", "lz4hc", "zstd"):
         shuffle = _BLOSC_SHUFFLE[config.shuffle]

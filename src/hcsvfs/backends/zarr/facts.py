@@ -11,17 +11,15 @@ from typing import Any
 from .catalog import array_shape
 from .codecs import describe_codecs
 from .image import level_paths, open_array
-from .ngff import ngff, ngff_version
-from .store import StoreLocator
+from .ngff import axis_names, ngff, ngff_version, own_attrs
+from .store import StoreLocator, join_key
 
 __all__ = ["compression_facts", "image_facts", "image_axes", "channel_names"]
 
 
 def image_axes(meta: dict[str, Any] | None, rank: int) -> str:
     """The axis names of an image (``"tczyx"``, ``"czyx"``...), or NGFF's order for the rank without metadata."""
-    multiscales = ngff(meta).get("multiscales") or [{}]
-    names = [a["name"] if isinstance(a, dict) else str(a) for a in multiscales[0].get("axes", [])]
-    return "".join(n if len(n) == 1 else "?" for n in names) if len(names) == rank else "tczyx"[-rank:]
+    return "".join(n if len(n) == 1 else "?" for n in axis_names(meta, rank))
 
 
 def channel_names(meta: dict[str, Any] | None) -> list[str]:
@@ -35,9 +33,9 @@ def image_facts(locator: StoreLocator, image: str, meta: dict[str, Any] | None =
     key = locator.key(image)
     meta = meta if meta is not None else locator.read_meta(key)
     paths = level_paths(meta)
-    level0 = locator.read_meta(f"{key}/{paths[0]}" if key else paths[0])
+    level0 = locator.read_meta(join_key(key, paths[0]))
     shape = array_shape(level0)
-    arr = open_array(locator, f"{key}/{paths[0]}" if key else paths[0], meta=level0)
+    arr = open_array(locator, join_key(key, paths[0]), meta=level0)
     facts: dict[str, Any] = {
         "type": "image",
         "format": f"zarr v{(meta or {}).get('zarr_format', 3)}",
@@ -53,7 +51,7 @@ def image_facts(locator: StoreLocator, image: str, meta: dict[str, Any] | None =
     names = channel_names(meta)
     if names:
         facts["channels"] = names
-    labels = ngff(locator.read_meta(f"{key}/labels" if key else "labels")).get("labels")
+    labels = ngff(locator.read_meta(join_key(key, "labels"))).get("labels")
     if labels:
         facts["labels"] = [str(n) for n in labels]
     facts |= compression_facts(meta)
@@ -62,7 +60,7 @@ def image_facts(locator: StoreLocator, image: str, meta: dict[str, Any] | None =
 
 def compression_facts(meta: dict[str, Any] | None) -> dict[str, Any]:
     """How ``compression="auto"`` chose the codec of an image (or of a plate's images and labels), if it did."""
-    records = (((meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("compression")
+    records = own_attrs(meta).get("compression")
     if not records:
         return {}
     by_kind = records if "chosen" not in records else {"": records}

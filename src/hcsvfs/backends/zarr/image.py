@@ -13,7 +13,7 @@ from ...errors import PathNotFoundError
 from .codecs import array_layout
 from .ngff import channel_window, image_attrs, ngff, omero_attrs
 from .pyramid import downsample
-from .store import StoreLocator
+from .store import StoreLocator, join_key
 
 if TYPE_CHECKING:
     from zarr.core.metadata.v2 import ArrayV2MetadataDict
@@ -138,7 +138,7 @@ def open_levels(locator: StoreLocator, logical: str, mode: str = "r", meta: dict
     """The level arrays of the image at ``logical`` (whose group metadata may be passed in), full resolution first."""
     key = locator.key(logical)
     meta = meta if meta is not None else locator.read_meta(key) or {}
-    return [open_array(locator, _join(key, p), mode) for p in level_paths(meta)]
+    return [open_array(locator, join_key(key, p), mode) for p in level_paths(meta)]
 
 
 def level_paths(meta: dict[str, Any] | None) -> list[str]:
@@ -174,7 +174,3 @@ def _open_array(locator: StoreLocator, key: str, mode: str, meta: dict[str, Any]
     else:
         document = cast("ArrayMetadataJSON_V3", meta)
     return zarr.Array(zarr.AsyncArray(metadata=document, store_path=StorePath(locator.store, key)))
-
-
-def _join(key: str, name: str) -> str:
-    return f"{key}/{name}" if key else name

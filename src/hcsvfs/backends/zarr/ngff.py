@@ -141,6 +141,20 @@ def ngff(meta: dict[str, Any] | None) -> dict[str, Any]:
     return ome if isinstance(ome, dict) else attrs
 
 
+def own_attrs(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """hcsvfs's own attributes of a node (``attributes.hcsvfs``: kind, filename index, codec choices...)."""
+    own = ((meta or {}).get("attributes") or {}).get("hcsvfs")
+    return own if isinstance(own, dict) else {}
+
+
+def axis_names(meta: dict[str, Any] | None, rank: int) -> list[str]:
+    """The axis names of an image's arrays from its multiscales (NGFF 0.4+ dicts, 0.3 strings), or NGFF's
+    order (``t, c, z, y, x``) for the rank where the metadata has none or a different count."""
+    multiscales = ngff(meta).get("multiscales") or [{}]
+    names = [a["name"] if isinstance(a, dict) else str(a) for a in multiscales[0].get("axes", [])]
+    return names if len(names) == rank else list("tczyx"[-rank:])
+
+
 def ngff_version(meta: dict[str, Any] | None) -> str | None:
     """The NGFF version a node declares (0.5: ``ome.version``; 0.4: the ``version`` of its multiscales, plate or well)."""
     ome = ngff(meta)
@@ -160,8 +174,7 @@ def node_kind(meta: dict[str, Any] | None) -> str | None:
         return None
     if meta.get("node_type") == "array":
         return "array"
-    attrs = meta.get("attributes") or {}
-    own = (attrs.get("hcsvfs") or {}).get("kind")
+    own = own_attrs(meta).get("kind")
     if own in ("internal", "pending"):
         return "internal"
     ome = ngff(meta)

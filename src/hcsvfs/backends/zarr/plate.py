@@ -29,8 +29,8 @@ from .autocodec import CodecChooser
 from .catalog import ASK_THE_WELL, PlaneRef, foreign_plane, foreign_well_planes, well_label
 from .facts import image_facts
 from .image import level_paths, open_array, open_levels, write_image, write_levels
-from .ngff import NGFF_VERSION, channel_window, ngff, node_kind, omero_attrs, plate_attrs, well_attrs
-from .store import StoreLocator
+from .ngff import NGFF_VERSION, channel_window, ngff, node_kind, omero_attrs, own_attrs, plate_attrs, well_attrs
+from .store import StoreLocator, join_key
 from .view import ZarrArrayView
 
 __all__ = ["PlaneMismatchError", "PlaneTarget", "PlateLayout", "PlateInfo", "WellInfo", "PLATE_FOLDER"]
@@ -201,8 +201,7 @@ class PlateLayout:
         return None
 
     def _parser(self, plate_meta: dict[str, Any] | None) -> str:
-        own = ((plate_meta or {}).get("attributes") or {}).get("hcsvfs") or {}
-        return own.get("parser", self.config.filename_parser)
+        return own_attrs(plate_meta).get("parser", self.config.filename_parser)
 
     # ------------------------------------------------------------------ reading
     def _well_meta(self, well: str, *, v2: bool = False) -> dict[str, Any]:
@@ -616,7 +615,7 @@ class PlateLayout:
             for row in self.locator.children(key):
                 if row == "zarr.json" or not row.isalpha():
                     continue
-                for col in self.locator.children(f"{key}/{row}" if key else row):
+                for col in self.locator.children(join_key(key, row)):
                     if not col.isdigit():
                         continue
                     wm = self.locator.read_meta(self.locator.key(f"{plate}/{row}/{col}"))
@@ -658,12 +657,12 @@ def _by_field(items: Planes) -> dict[str, Planes]:
 
 def is_own(plate_meta: dict[str, Any] | None) -> bool:
     """True for a plate hcsvfs made (it writes into those only)."""
-    return ((((plate_meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("kind")) == "plate"
+    return own_attrs(plate_meta).get("kind") == "plate"
 
 
 def _compression_records(meta: dict[str, Any] | None) -> dict[str, Any]:
     """The ``auto`` codec choices a plate recorded, by kind (``image``, ``labels``)."""
-    return dict((((meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("compression") or {})
+    return dict(own_attrs(meta).get("compression") or {})
 
 
 def _plate_wells(plate_meta: dict[str, Any] | None) -> list[str]:
@@ -677,11 +676,11 @@ def label_path(image: str, label: str) -> str:
 
 
 def _label_index(meta: dict[str, Any] | None, label: str) -> dict[str, list[Any]]:
-    return ((((meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("labels") or {}).get(label) or {}
+    return (own_attrs(meta).get("labels") or {}).get(label) or {}
 
 
 def _index(meta: dict[str, Any] | None) -> dict[str, list[Any]]:
-    return (((meta or {}).get("attributes") or {}).get("hcsvfs") or {}).get("index") or {}
+    return own_attrs(meta).get("index") or {}
 
 
 def _well_counts(attrs: dict[str, Any]) -> dict[tuple[int, int], int]:

@@ -31,7 +31,7 @@ from ..atomic import TEMP_PREFIX, atomic_write, exchange
 from ..locks import KeyedLocks, S3Lease, file_lock
 from ..objectstore import fs_protocols
 
-__all__ = ["StoreLocator", "LOCKS_FOLDER"]
+__all__ = ["StoreLocator", "LOCKS_FOLDER", "join_key"]
 
 T = TypeVar("T")
 
@@ -197,11 +197,11 @@ class StoreLocator:
         if self._local is not None:
             # A plain file read: zarr's sync() hop to its event loop costs ~1-2 ms on a busy machine.
             try:
-                raw = (self._local / _join(key, name)).read_bytes()
+                raw = (self._local / join_key(key, name)).read_bytes()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 return None
         else:
-            buf = sync(self.store.get(_join(key, name), prototype=default_buffer_prototype()))
+            buf = sync(self.store.get(join_key(key, name), prototype=default_buffer_prototype()))
             if buf is None:
                 return None
             raw = buf.to_bytes()
@@ -214,7 +214,7 @@ class StoreLocator:
         return doc
 
     def _corrupt(self, key: str, name: str, what: str) -> CorruptDataError:
-        where = str(self._local / key / name) if self._local is not None else f"{self.store}/{_join(key, name)}"
+        where = str(self._local / key / name) if self._local is not None else f"{self.store}/{join_key(key, name)}"
         return CorruptDataError(
             f"the zarr metadata {where!r} {what}; the node is damaged. Restore it from a copy, "
             "or delete the node and write it again",
@@ -230,11 +230,11 @@ class StoreLocator:
             table[key] = (meta, True)
         if self._local is not None:
             # Temp file + rename: a reader sees the old metadata or the new, never half of it.
-            target = self._local / _join(key, _META)
+            target = self._local / join_key(key, _META)
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(target, lambda fh: fh.write(data), overwrite=True, fsync=False)
             return
-        sync(self.store.set(_join(key, _META), default_buffer_prototype().buffer.from_bytes(data)))
+        sync(self.store.set(join_key(key, _META), default_buffer_prototype().buffer.from_bytes(data)))
 
     def children(self, key: str) -> list[str]:
         """Names directly below ``key`` in the store (files and prefixes alike); hcsvfs's own (temp files, locks) hidden."""
@@ -318,7 +318,7 @@ class StoreLocator:
         reachable from one process only. Yields a check to call before committing: it raises if a
         lease was broken meanwhile.
         """
-        key = _join(_join(self.key(logical), LOCKS_FOLDER), name)
+        key = join_key(join_key(self.key(logical), LOCKS_FOLDER), name)
         what = f"{logical} ({name} lock)"
         with self._threads.hold(key, timeout, what=what):
             if self._local is not None:
@@ -327,7 +327,7 @@ class StoreLocator:
                 return
             if isinstance(self.store, FsspecStore) and "s3" in fs_protocols(self.store.fs):
                 fs = self.store.fs
-                bucket, path, _ = fs.split_path(_join(self.store.path.rstrip("/"), key))
+                bucket, path, _ = fs.split_path(join_key(self.store.path.rstrip("/"), key))
 
                 def call(method: str, **kwargs: Any) -> dict[str, Any]:
                     return sync(fs._call_s3(method, **kwargs))  # zarr's loop owns this async client
@@ -354,7 +354,7 @@ class StoreLocator:
             return _LOCAL_SPEED[device]
 
     def _probe(self, nbytes: int) -> float:
-        key = _join(self.key("."), f"{TEMP_PREFIX}bandwidth-{uuid.uuid4().hex}")
+        key = join_key(self.key("."), f"{TEMP_PREFIX}bandwidth-{uuid.uuid4().hex}")
         payload = default_buffer_prototype().buffer.from_bytes(_random_bytes(nbytes))
         start = time.perf_counter()
         try:
@@ -392,7 +392,8 @@ def _raise_exists(key: str) -> None:
     raise FileExistsError(errno.EEXIST, "exists", key)
 
 
-def _join(key: str, name: str) -> str:
+def join_key(key: str, name: str) -> str:
+    """The store key of ``name`` below ``key`` (``""`` is the store root)."""
     return f"{key}/{name}" if key else name
 
 
