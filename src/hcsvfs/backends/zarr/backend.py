@@ -191,9 +191,11 @@ class ZarrStorageBackend(StorageBackend):
             assert meta is not None
             ref: PlaneRef = meta["field"]
             if label is not None:
-                image = label_path(ref.field, _label_name(label, p) or label)
-                levels = level_paths(self.locator.read_meta(self.locator.key(image)) or self._no_label(p, label))
-                ref = PlaneRef(image, ref.index, tuple(levels))
+                image = label_path(ref.field, _label_name(label, p))
+                image_meta = self.locator.read_meta(self.locator.key(image))
+                if image_meta is None:
+                    raise self._not_found(f"{p} (label {label!r})")
+                ref = PlaneRef(image, ref.index, tuple(level_paths(image_meta)))
             dataset = ref.level_path(level)
             key = self.locator.key(f"{ref.field}/{dataset}") if dataset is not None else None
             level_meta = self.locator.read_meta(key) if key is not None else None
@@ -432,9 +434,6 @@ class ZarrStorageBackend(StorageBackend):
         return self.plates.rebuild(_logical(path))
 
     # ------------------------------------------------------------------ helpers
-    def _no_label(self, p: str, label: str) -> dict[str, Any]:
-        raise self._not_found(f"{p} (label {label!r})")
-
     def _as_array(self, data: Any, p: str) -> np.ndarray:
         if isinstance(data, np.generic):
             data = np.asarray(data)

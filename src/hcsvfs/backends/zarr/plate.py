@@ -168,10 +168,10 @@ class PlateInfo:
 class PlateLayout:
     """Reads and writes planes of plates in one store."""
 
-    def __init__(self, locator: StoreLocator, config: ZarrConfig, codecs: CodecChooser | None = None) -> None:
+    def __init__(self, locator: StoreLocator, config: ZarrConfig, codecs: CodecChooser) -> None:
         self.locator = locator
         self.config = config
-        self.codecs = codecs if codecs is not None else CodecChooser(locator, config)
+        self.codecs = codecs  #: the backend's, so plates and plain images share its measured bandwidth
 
     # ------------------------------------------------------------------ routing
     def target(self, logical: str, parent_meta: dict[str, Any] | None, *, label: str | None = None) -> PlaneTarget | None:
