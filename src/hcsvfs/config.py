@@ -34,8 +34,8 @@ class ZarrConfig:
     shuffle: str = "byte"
     #: For ``compression="auto"``: what the measured trial optimises (one of :data:`GOALS`).
     goal: str = "balanced"
-    #: For ``compression="auto"``: the destination's bytes/s; None measures it once per backend (a probe
-    #: write and read of a few MB in the store).
+    #: For ``compression="auto"``: the destination's bytes/s; None measures it (a probe write and read of a
+    #: few MB in the store: once per process and device on a local folder, once per backend elsewhere).
     bandwidth: float | None = None
     chunks: ChunkSpec = "plane"
     shards: ShardSpec = "field"

@@ -51,9 +51,10 @@ class StorageConfig:
     process (spilling to a temp folder); ``shared_memory_namespace`` attaches
     the shared-memory backend of a parent; ``backends`` adds (name, factory)
     pairs, e.g. an object store for the output. ``output_compression`` is the
-    codec of the default zarr output backend: ``"auto"`` (a measured trial per
-    plate, see docs/zarr.md) unless a codec name is given; a backend passed in
-    ``backends`` under the output's name keeps its own config.
+    codec of the default zarr output backend (``output_backend="zarr"``):
+    ``"auto"`` (a measured trial per plate, see docs/zarr.md) unless a codec
+    name is given; an output backend of your own, from ``backends`` under
+    another name, keeps its own config.
     """
 
     input_backend: str = "disk"
