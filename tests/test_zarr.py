@@ -348,3 +348,21 @@ def test_every_name_below_the_checked_folder_is_looked_at(tmp_path: Path, link: 
     found = _link_below(tmp_path / "a" / "b" / "c", "a/b/c", checked)
     # a link at or above the checked folder was the checked folder's concern, not this path's
     assert found == (link != checked), (link, checked)
+
+
+def test_node_type_says_what_a_path_is_from_its_own_metadata(zb: ZarrStorageBackend, tmp_path: Path) -> None:
+    zb.ensure_directory("p.zarr")
+    zb.save(image(), "p.zarr/A01_s1_w1.tif")
+    zb.save(image(), "img")
+    zb.ensure_directory("folder")
+    zarr.create_array(tmp_path / "root" / "bare", shape=(4, 4), dtype="uint8")
+    assert [zb.node_type(p) for p in ("p.zarr", "p.zarr/A01_s1_w1.tif", "img", "folder", "bare")] == [
+        "plate", "plane", "image", "folder", "array"
+    ]
+    assert {zb.node_type(p) for p in ("p.zarr", "img", "folder", "bare")} == {
+        zb.describe(p)["type"] for p in ("p.zarr", "img", "folder", "bare")
+    }
+    with pytest.raises(FileNotFoundError):
+        zb.node_type("nothing")
+    with pytest.raises(FileNotFoundError):
+        zb.node_type("p.zarr/B02_s1_w1.tif")

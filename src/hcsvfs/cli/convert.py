@@ -63,7 +63,7 @@ def convert(
     if (
         isinstance(source_backend, ZarrStorageBackend)
         and source_backend.exists(src.path)
-        and source_backend.describe(src.path)["type"] == "plate"
+        and source_backend.node_type(src.path) == "plate"
     ):
         _migrate(source_backend, src.path, dst, config, overwrite=overwrite, validate=validate, quiet=quiet)
         return

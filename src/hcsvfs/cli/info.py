@@ -16,7 +16,7 @@ from ..metrics.advice import chunk_advice
 from ..metrics.report import human_bytes
 from .describe import describe_local_file, describe_object
 from .errors import CliError
-from .targets import cli_filemanager, parse_target, zarr_backend
+from .targets import cli_filemanager, parse_target
 
 __all__ = ["register", "info", "collect_info"]
 
@@ -27,9 +27,10 @@ def collect_info(target: str) -> dict[str, Any]:
     t = parse_target(target, fm)
     if not fm.exists(t.path, t.backend):
         raise CliError(f"{t} does not exist on the {t.backend} backend")
-    if isinstance(fm.get_backend(t.backend), ZarrStorageBackend):
+    backend = fm.get_backend(t.backend)
+    if isinstance(backend, ZarrStorageBackend):
         # From the metadata, through the backend: any NGFF version and writer, local or remote.
-        described = {"path": t.spec, "backend": t.backend, **zarr_backend(fm, t.backend).describe(t.path)}
+        described = {"path": t.spec, "backend": t.backend, **backend.describe(t.path)}
         if "chunks" in described:
             hint = chunk_advice(described.get("field_shape", described["shape"]), described["chunks"])
             if hint is not None:

@@ -11,7 +11,7 @@ from ..backends.zarr import ZarrStorageBackend
 from ..filemanager import FileManager
 from ..metrics.report import human_bytes
 from .errors import CliError
-from .targets import Target, cli_filemanager, parse_target, zarr_backend
+from .targets import Target, cli_filemanager, parse_target
 
 __all__ = ["register", "ls"]
 
@@ -27,10 +27,11 @@ def ls(
     t = parse_target(target, fm)
     if not fm.exists(t.path, t.backend):
         raise CliError(f"{t} does not exist on the {t.backend} backend")
-    if not plain and isinstance(fm.get_backend(t.backend), ZarrStorageBackend):
-        zb = zarr_backend(fm, t.backend, spec=str(t))
-        if zb.describe(t.path)["type"] in ("plate", "image"):
-            Console().print(_ngff_tree(t, zb, limit))
+    zb = fm.get_backend(t.backend)
+    if not plain and isinstance(zb, ZarrStorageBackend):
+        what = zb.node_type(t.path)
+        if what in ("plate", "image"):
+            Console().print(_ngff_tree(t, zb, what, limit))
             return
     console = Console()
     if plain:
@@ -70,13 +71,12 @@ def _fill(node: Tree, fm: FileManager, backend: str, directory: str, depth: int,
     return total
 
 
-def _ngff_tree(t: Target, zb: ZarrStorageBackend, limit: int) -> Tree:
+def _ngff_tree(t: Target, zb: ZarrStorageBackend, what: str, limit: int) -> Tree:
     """A plate as wells and fields (or an image with its levels), with stored sizes, through the zarr backend:
     any NGFF version, any writer, local or remote."""
-    facts = zb.describe(t.path)
     tree = Tree(f"[bold]{t}[/bold]  [dim]{human_bytes(zb.stored_bytes(t.path))}[/dim]")
-    if facts["type"] == "image":
-        tree.add(_summary(facts))
+    if what == "image":
+        tree.add(_summary(zb.describe(t.path)))
         return tree
     plate = zb.open_plate(t.path)
     tree.label = f"{tree.label}  plate {len(plate.rows)}x{len(plate.columns)}, {len(plate.wells)} wells"

@@ -15,7 +15,7 @@ from rich.console import Console
 from ..backends.zarr import ZarrStorageBackend
 from .errors import EXIT_USAGE, CliError
 from .platemap import Thumbnail, render_plate_map
-from .targets import Target, cli_filemanager, parse_target, zarr_backend
+from .targets import Target, cli_filemanager, parse_target
 
 __all__ = ["register", "preview", "to_uint8", "montage"]
 
@@ -164,9 +164,9 @@ def preview(
     if not fm.exists(t.path, t.backend):
         raise CliError(f"{t} does not exist on the {t.backend} backend")
     sheet: Any = None
-    if isinstance(fm.get_backend(t.backend), ZarrStorageBackend):
-        zb = zarr_backend(fm, t.backend, spec=str(t))
-        kind = zb.describe(t.path)["type"]
+    zb = fm.get_backend(t.backend)
+    if isinstance(zb, ZarrStorageBackend):
+        kind = zb.node_type(t.path)
         if kind == "plate":
             if well is None:
                 sheet, what = _plate_map(t, zb, channel, size)

@@ -26,7 +26,7 @@ def stored_object(target: str) -> Any:
     if not fm.exists(t.path, t.backend):
         raise CliError(f"{t} does not exist on the {t.backend} backend")
     backend = fm.get_backend(t.backend)
-    if isinstance(backend, ZarrStorageBackend) and backend.describe(t.path)["type"] == "plate":
+    if isinstance(backend, ZarrStorageBackend) and backend.node_type(t.path) == "plate":
         plate = backend.open_plate(t.path)
         obj: Any = plate.field(sorted(plate.wells)[0], 0)
     else:

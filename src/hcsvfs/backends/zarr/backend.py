@@ -382,22 +382,20 @@ class ZarrStorageBackend(StorageBackend):
         a plate (rows, columns, wells, fields, planes, NGFF version), an image (axes, shapes, dtype, levels,
         chunks, shards, codec, channel and label names), a plane of a plate, or a folder."""
         p = _logical(path)
-        kind, meta = self._resolve(p)
-        if kind is None:
-            raise self._not_found(p)
-        if kind == "plane":
+        what, meta = self._node_type(p)
+        if what == "plane":
             assert meta is not None
             ref: PlaneRef = meta["field"]
             facts = image_facts(self.locator, ref.field)
             return {**facts, "type": "plane", "field": ref.field, "index": list(ref.index), "field_shape": facts["shape"],
                     "shape": facts["shape"][-2:]}
-        if kind == "file" and node_kind(meta) == "array":
+        if what == "array":
             arr = open_array(self.locator, self.locator.key(p), meta=meta)
             return {"type": "array", "shape": list(arr.shape), "dtype": str(arr.dtype), "chunks": list(arr.chunks),
                     "codec": describe_codecs(arr)}
-        if kind == "file":
+        if what == "image":
             return image_facts(self.locator, p, meta)
-        if node_kind(meta) == "plate":
+        if what == "plate":
             assert meta is not None
             info = self.plates.info(p, meta)
             return {
@@ -413,6 +411,21 @@ class ZarrStorageBackend(StorageBackend):
                 **compression_facts(meta),
             }
         return {"type": "folder", "entries": len(self.list_dir(p))}
+
+    def node_type(self, path: P.PathLike) -> str:
+        """What ``path`` is, from its own metadata only (cheaper than :meth:`describe`): ``"plate"``, ``"image"``,
+        ``"plane"`` (of a plate), ``"array"`` or ``"folder"``; PathNotFoundError if nothing is there."""
+        return self._node_type(_logical(path))[0]
+
+    def _node_type(self, p: str) -> tuple[str, dict[str, Any] | None]:
+        kind, meta = self._resolve(p)
+        if kind is None:
+            raise self._not_found(p)
+        if kind == "file":
+            return ("array" if node_kind(meta) == "array" else "image"), meta
+        if kind == "dir":
+            return ("plate" if node_kind(meta) == "plate" else "folder"), meta
+        return kind, meta
 
     def stored_bytes(self, path: P.PathLike) -> int:
         """Bytes stored under ``path`` (a plate, a well or field of it, an image), compressed, as the store holds them."""
