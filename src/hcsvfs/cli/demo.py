@@ -17,12 +17,11 @@ from rich.table import Table
 
 from .. import FileManager, StorageRegistry
 from ..backends import DiskStorageBackend
-from ..backends.zarr import PlateInfo
 from ..pipeline import FunctionStep, MeasureCells, Pipeline, ProcessPoolExecutor, RunReport, StorageConfig
 from ..pipeline.pipeline import peak_rss
 from ..pipeline.synthetic import plate_wells, synthetic_field
 from ..units import format_bytes, parse_bytes
-from .platemap import Thumbnail, render_plate_map
+from .preview import plate_map
 from .targets import zarr_backend
 
 #: The issue's plate: 24 wells x 4 fields x 3 channels x 1024 x 1024 uint16 (~600 MB of TIFFs).
@@ -89,25 +88,10 @@ def run_demo(output: Path = Path("demo_output"), *, wells: int = WELLS, fields: 
         storage.close()
     table = report.table()
     table.to_csv(output / "measurements.csv", index=False)
-    save_overview(report, zarr_backend(FileManager()).open_plate(str(plate_out)), output / "overview.png")
+    # The screener's first picture, as `hcsvfs preview` draws it: cells per well, extremes outlined.
+    plate_map(zarr_backend(FileManager()), str(plate_out), 0, 1400)[0].save(output / "overview.png")
     _summary(console, report, plate_bytes, written, len(checked), output, wells, fields, channels, size)
     return report
-
-
-def save_overview(report: RunReport, plate: PlateInfo, path: Path, width: int = 1400) -> None:
-    """The screener's first picture: a plate map of cells per well beside the raw nuclei (channel 1) of the
-    wells with the most and the fewest cells, their segmentation outlined."""
-    table = report.table()
-    if table.empty:
-        return
-    cells = {str(w): float(n) for w, n in table.groupby("well").cells.sum().items()}
-    ranked = sorted(cells, key=lambda w: cells[w])
-    thumbnails = []
-    for well in list(dict.fromkeys([ranked[-1], ranked[0], *ranked[-2:-1], *ranked[1:2]]))[:4]:
-        image = np.asarray(plate.field(well, 0)[0, 0, 0])
-        labels = np.asarray(plate.label(well, 0, "cells")[0, 0, 0]) if plate.labels(well, 0) else None
-        thumbnails.append(Thumbnail(f"{well}: {cells[well]:.0f} cells", image, labels))
-    render_plate_map(plate.rows, plate.columns, cells, "cells per well", thumbnails, width=width).save(path)
 
 
 def _summary(console: Console, report: RunReport, plate_bytes: int, written: float, checks: int, output: Path,

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.zarr.catalog import well_label
+
 __all__ = ["Thumbnail", "render_plate_map", "outline"]
 
 # Viridis at five stops: perceptually even, readable in grey, and the colour-blind-safe default of the field.
@@ -104,7 +106,7 @@ def render_plate_map(
         y = margin + i * cell
         draw.text((10, y + cell // 2 - 6), row, fill=_TEXT)
         for j, col in enumerate(columns):
-            well = f"{row}{int(col):02d}" if col.isdigit() else f"{row}{col}"
+            well = well_label(f"{row}/{col}")
             box = (margin + j * cell + 1, y + 1, margin + (j + 1) * cell - 1, y + cell - 1)
             value = values.get(well)
             fill = colour((value - low) / span) if value is not None and np.isfinite(value) else _EMPTY

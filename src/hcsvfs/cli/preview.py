@@ -17,7 +17,7 @@ from .errors import EXIT_USAGE, CliError
 from .platemap import Thumbnail, render_plate_map
 from .targets import Target, cli_filemanager, parse_target
 
-__all__ = ["register", "preview", "to_uint8", "montage"]
+__all__ = ["register", "preview", "plate_map", "to_uint8", "montage"]
 
 _IMAGE_EXTENSIONS = [".tif", ".tiff", ".npy"]
 
@@ -90,10 +90,10 @@ def _labels(plate: Any, well: str, shape: tuple[int, ...]) -> np.ndarray | None:
     return None
 
 
-def _well_measure(t: Target, plate: Any, channel: int) -> tuple[dict[str, float], str]:
+def _well_measure(path: str, plate: Any, channel: int) -> tuple[dict[str, float], str]:
     """Cells per well from the pipeline's well markers (``<plate>.wells/<well>.json``) where it wrote them,
     else each well's mean intensity in ``channel`` (field 0)."""
-    markers = Path(t.path.rstrip("/") + ".wells")
+    markers = Path(path.rstrip("/") + ".wells")
     counts: dict[str, float] = {}
     if markers.is_dir():
         for name in plate.wells:
@@ -113,13 +113,16 @@ def _field(plate: Any, well: str, field: int) -> Callable[[int], Any]:
     return lambda level: plate.field(well, field, level=level)
 
 
-def _plate_map(t: Target, zb: Any, channel: int, width: int) -> tuple[Any, str]:
-    plate = zb.open_plate(t.path)
+def plate_map(zb: ZarrStorageBackend, path: str, channel: int, width: int) -> tuple[Any, str]:
+    """The plate map of a plate (cells per well where the pipeline counted them, else mean intensity) beside
+    thumbnails of its wells with the highest and lowest values, their segmentation outlined; and what it shows."""
+    plate = zb.open_plate(path)
     if not plate.wells:
-        raise CliError(f"plate {t} has no wells yet")
-    values, measure = _well_measure(t, plate, channel)
+        raise CliError(f"plate {path} has no wells yet")
+    values, measure = _well_measure(path, plate, channel)
     ranked = sorted(values, key=lambda w: values[w])
-    chosen = list(dict.fromkeys([ranked[-1], ranked[0], *sorted(plate.wells)]))[:4]  # highest, lowest, then first
+    # highest, lowest, the next of each, then the first wells
+    chosen = list(dict.fromkeys([ranked[-1], ranked[0], *ranked[-2:-1], *ranked[1:2], *sorted(plate.wells)]))[:4]
     thumbnails = []
     for name in chosen:
         image = _plane(_field(plate, name, 0), plate.facts(name, 0), channel, 192)
@@ -169,7 +172,7 @@ def preview(
         kind = zb.node_type(t.path)
         if kind == "plate":
             if well is None:
-                sheet, what = _plate_map(t, zb, channel, size)
+                sheet, what = plate_map(zb, t.path, channel, size)
             else:
                 tiles, columns, labels, what = _ngff_tiles(t, zb, well, channel, size)
         elif well is not None:
