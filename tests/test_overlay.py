@@ -317,6 +317,79 @@ def test_a_slow_spill_does_not_block_loads_of_other_entries(tmp_path: Path) -> N
     assert ov.tier("victim") == "memory+persistent"  # it was read during its spill, so it was kept
 
 
+def test_an_entry_read_during_every_spill_still_leaves_memory(tmp_path: Path) -> None:
+    """A reader that takes an entry while it is being written keeps it once; the next spill drops it.
+
+    Before: a hot entry (read during each of its spills) was kept every time, so a save
+    that needed its room spilled it again and again, for ever.
+    """
+
+    writes: list[str] = []
+
+    class ReadDuringWrite(DiskStorageBackend):
+        def save(self, data, path, **kw):
+            writes.append(path)
+            if len(writes) <= 100:  # bounded, so a regression fails below instead of hanging the suite
+                assert ov.load(path) is data  # a reader gets the live object mid-write
+            super().save(data, path, **kw)
+
+    ov = MemoryOverlay(ReadDuringWrite(tmp_path / "spill", fsync=False), budget=64 * KiB, background=False)
+    for i in range(3):
+        ov.save(block(i), f"e{i}")
+    ov.save(block(9), "more")
+    assert len(writes) <= 2 * 3, f"entries read during their spills were written again and again: {writes}"
+    assert ov.tier("e0") == "persistent"  # kept after its first spill, dropped by its second
+    s = ov.stats()
+    assert s["spill_count"] >= 1 and s["materialize_count"] >= 1 and s["memory_bytes"] <= ov.target_bytes
+    for i in range(3):
+        assert np.array_equal(ov.load(f"e{i}"), block(i))
+    check_invariants(ov)
+
+
+def test_saves_paused_behind_slow_spills_wait_their_turn_and_are_not_refused(tmp_path: Path) -> None:
+    """Many savers, a tier slower than pause_timeout allows for all of them in turn: none is refused,
+    because a paused save's clock restarts whenever memory is freed, and none is overtaken for ever."""
+
+    one_at_a_time = threading.Lock()
+
+    class SlowDisk(DiskStorageBackend):  # one connection, 60 ms a write
+        def save(self, data, path, **kw):
+            with one_at_a_time:
+                time.sleep(0.06)
+                super().save(data, path, **kw)
+
+    ov = MemoryOverlay(SlowDisk(tmp_path / "spill", fsync=False), budget=64 * KiB, pause_timeout=0.2,
+                       target=0.25, spill=0.5, pause=0.8)
+    n_threads, per_thread = 6, 8
+    errors: list[BaseException] = []
+    waits: list[float] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(per_thread):
+                start = time.monotonic()
+                ov.save(block(t * 100 + i), f"t{t}_{i}")
+                waits.append(time.monotonic() - start)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+        assert not th.is_alive()
+    assert not errors, errors
+    assert max(waits) > ov.pause_timeout  # some saves did wait longer than pause_timeout in all ...
+    s = ov.stats()
+    assert s["pauses"] > 0 and s["budget_errors"] == 0  # ... and none was refused for it
+    for t in range(n_threads):
+        for i in range(per_thread):
+            assert np.array_equal(ov.load(f"t{t}_{i}"), block(t * 100 + i))
+    ov.close()
+    check_invariants(ov)
+
+
 # ---------------------------------------------------------------- crash and RSS, in child processes
 _CRASH_CHILD = """
 import sys, numpy as np

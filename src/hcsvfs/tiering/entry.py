@@ -27,6 +27,9 @@ class Entry:
     #: "spill", "restore", "materialize" or "move" while persistent I/O on this entry runs outside the lock
     io: str | None = None
     touched: bool = False  #: handed to a reader while a spill was writing it (it may have changed)
+    #: Kept once already because a reader took it during its spill; the next spill drops it regardless, or
+    #: an entry that readers never leave alone would be written again and again and never leave memory.
+    reprieved: bool = False
 
     @property
     def resident(self) -> bool:

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,6 +91,8 @@ class MemoryOverlay(StorageBackend):
         self._copies = PersistentCopies(persistent, self._cond)
         self._resident = 0  # bytes of the objects held in memory
         self._reserved = 0  # bytes admitted by saves that are not inserted yet
+        self._waiting: deque[object] = deque()  # saves paused at the threshold, first come first served
+        self._freed = 0  # bumped whenever resident bytes fall: a paused save's clock restarts
         self._in_flight = 0
         self._counters = OverlayCounters()
         self._last_error: str | None = None
@@ -365,7 +367,13 @@ class MemoryOverlay(StorageBackend):
 
     # ------------------------------------------------------------------ spilling
     def _admit(self, size: int, path: str, overwrite: bool) -> None:
-        """Make room for ``size`` new bytes below the pause threshold, or raise MemoryBudgetError."""
+        """Make room for ``size`` new bytes below the pause threshold, or raise MemoryBudgetError.
+
+        Saves that must wait are served first come, first served: a save that arrives while
+        another waits queues behind it (and restores are not cached meanwhile), so a busy
+        writer cannot take every byte a spill frees. The clock runs only while nothing is
+        freed: a save waiting behind spills that complete is never failed for being slow.
+        """
         if size > self.pause_bytes:
             raise MemoryBudgetError(
                 f"cannot keep {path!r} ({format_bytes(size)}) in the memory overlay: it alone exceeds the pause "
@@ -374,29 +382,41 @@ class MemoryOverlay(StorageBackend):
                 path=path,
                 backend=self.name,
             )
-        deadline: float | None = None
+        with self._cond:
+            if not self._waiting and self.levels.fits(self._resident + self._reserved, size):
+                self._reserved += size  # held until save() inserts the entry
+                return
+            self._check_target(path, overwrite)  # a save that would fail anyway must not wait first
+            ticket = object()
+            self._waiting.append(ticket)
+            self._counters.pauses += 1
+        paused_at = time.monotonic()
+        deadline = paused_at + self.pause_timeout
+        freed = -1
         failures = 0
-        while True:
-            with self._cond:
-                if self.levels.fits(self._resident + self._reserved, size):
-                    self._reserved += size  # held until save() inserts the entry
-                    if deadline is not None:
-                        self._counters.pause_seconds += time.monotonic() - (deadline - self.pause_timeout)
-                    return
-                victim = self._claim_victim() if failures <= len(self._lru) else None
-                if victim is None:
+        try:
+            while True:
+                with self._cond:
+                    if self._waiting[0] is ticket and self.levels.fits(self._resident + self._reserved, size):
+                        self._reserved += size
+                        self._counters.pause_seconds += time.monotonic() - paused_at
+                        return
                     now = time.monotonic()
-                    if deadline is None:
-                        self._check_target(path, overwrite)  # a save that would fail anyway must not wait first
-                        deadline = now + self.pause_timeout
-                        self._counters.pauses += 1
-                    if now >= deadline:
-                        self._counters.budget_errors += 1
-                        raise self._budget_error(size, path)
-                    # Spills in flight, deletes and unpins notify; RSS can also fall without one.
-                    self._cond.wait(min(deadline - now, 0.05))
-                    continue
-            failures = 0 if self._spill(victim) else failures + 1
+                    if self._freed != freed:  # progress: the clock starts again
+                        freed, deadline = self._freed, now + self.pause_timeout
+                    victim = self._claim_victim() if failures <= len(self._lru) else None
+                    if victim is None:
+                        if now >= deadline:
+                            self._counters.budget_errors += 1
+                            raise self._budget_error(size, path)
+                        # Spills in flight, deletes and unpins notify; RSS can also fall without one.
+                        self._cond.wait(min(deadline - now, 0.05))
+                        continue
+                failures = 0 if self._spill(victim) else failures + 1
+        finally:
+            with self._cond:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()  # the next in line may go
 
     def _relieve(self) -> None:
         """Above ``spill``: spill synchronously down to ``target``; above ``target``: wake the background spiller."""
@@ -455,14 +475,18 @@ class MemoryOverlay(StorageBackend):
         stale: list[tuple[str, str]] = []
         if error is None:
             stale = self._copies.written(entry)  # and the copy a failed relocation left behind goes
-            if drop and not entry.touched:
+            if drop and (not entry.touched or entry.reprieved):
                 self._counters.spilled(entry.size, seconds)
                 entry.obj = GONE
+                entry.reprieved = False
                 self._resident -= entry.size
+                self._freed += 1
             else:
                 self._counters.materialized(entry.size)
+                # Kept (once, for a spill): a reader took it during the write, and may have changed it since.
+                entry.reprieved = entry.reprieved or drop
                 if not entry.pinned:
-                    self._lru[entry] = None  # kept; if a reader took it during the write it may have changed
+                    self._lru[entry] = None
         elif isinstance(error, _UNSTORABLE):
             entry.unspillable = f"{type(error).__name__}: {error}"
             self._counters.unspillable += 1
@@ -508,7 +532,12 @@ class MemoryOverlay(StorageBackend):
             self._counters.restored(size, time.perf_counter() - start)
             entry.io = None
             # Cached only within the pause threshold (a pin insists); otherwise the caller just gets the object.
-            if pin or (size <= self.target_bytes and self.levels.fits(self._resident + self._reserved, size)):
+            # Never ahead of a save paused for room.
+            if pin or (
+                not self._waiting
+                and size <= self.target_bytes
+                and self.levels.fits(self._resident + self._reserved, size)
+            ):
                 entry.obj, entry.size = obj, size
                 self._resident += size
                 self._counters.note_peak(self._resident)
@@ -557,6 +586,7 @@ class MemoryOverlay(StorageBackend):
         unless that lies in folder ``within``, which the caller drops whole."""
         if entry.resident:
             self._resident -= entry.size
+            self._freed += 1
             self._lru.pop(entry, None)
             entry.obj = GONE
         self._cond.notify_all()
