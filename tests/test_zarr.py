@@ -228,6 +228,27 @@ def test_overwrite_and_move_commit_by_rename_and_leave_no_temp_node(
     assert [p.name for p in zb.root.iterdir()] == ["moved"]  # no hidden temp or old node left behind
 
 
+def test_an_image_renamed_in_between_two_reads_is_an_existing_file_not_a_directory(
+    zb: ZarrStorageBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A racing creator commits its image (one rename) just after this writer found no metadata there:
+    the loser is told the image exists (FileExistsError), never that the path is a directory."""
+    winner = ZarrStorageBackend(zb.root)
+    has_children = zb.locator.has_children
+    raced: list[str] = []
+
+    def racer_commits_first(key: str) -> bool:
+        if not raced:
+            raced.append(key)
+            winner.save(image(seed=1), "img")
+        return has_children(key)
+
+    monkeypatch.setattr(zb.locator, "has_children", racer_commits_first)
+    with pytest.raises(FileExistsError, match="already exists"):
+        zb.save(image(seed=2), "img")
+    assert np.array_equal(zb.load("img", materialize=True), image(seed=1))
+
+
 def test_any_zarr_store_memory_store() -> None:
     zb = ZarrStorageBackend(store=zarr.storage.MemoryStore())
     zb.ensure_directory("a/b")

@@ -81,20 +81,24 @@ class ZarrStorageBackend(StorageBackend):
             raise PathNotADirectoryError(f"{p!r}: its parent {parent!r} is a file, not a directory", path=p, backend=self.name)
         if pkind == "internal":
             return None, None
-        try:
-            # zarr v2 is probed only where the parent is not a v3 node (each probe is a request on S3).
-            v2 = pmeta is None or pmeta.get("zarr_format") == 2
-            meta = self.locator.read_meta(self.locator.key(p), v2=v2)
-        except CorruptDataError:
-            return "file", None  # a damaged node: a file to delete or replace; loading it says what is wrong
-        kind = node_kind(meta)
-        if kind in ("image", "array"):
-            return "file", meta
-        if kind in ("plate", "dir"):
-            return "dir", meta
-        if kind is None and self.locator.has_children(self.locator.key(p)):
-            return "dir", None  # a folder without zarr metadata (e.g. under the working directory)
-        return None, None
+        key = self.locator.key(p)
+        # zarr v2 is probed only where the parent is not a v3 node (each probe is a request on S3).
+        v2 = pmeta is None or pmeta.get("zarr_format") == 2
+        for fresh in (False, True):
+            try:
+                meta = self.locator.read_meta(key, v2=v2, fresh=fresh)
+            except CorruptDataError:
+                return "file", None  # a damaged node: a file to delete or replace; loading it says what is wrong
+            kind = node_kind(meta)
+            if kind in ("image", "array"):
+                return "file", meta
+            if kind in ("plate", "dir"):
+                return "dir", meta
+            if kind is not None or not self.locator.has_children(key):
+                return None, None
+            # Children but no metadata: a folder (e.g. the working directory's), or a racer renamed a
+            # finished node here between the two reads; looking once more tells them apart.
+        return "dir", None
 
     def save_options(self, data: Any, path: str) -> frozenset[str]:
         return _SAVE_OPTIONS

@@ -161,20 +161,21 @@ class StoreLocator:
         finally:
             self._memo.table = self._memo.keys = self._memo.derived = None
 
-    def read_meta(self, key: str, *, v2: bool = True) -> dict[str, Any] | None:
+    def read_meta(self, key: str, *, v2: bool = True, fresh: bool = False) -> dict[str, Any] | None:
         """The metadata of the node at ``key``, or None if there is none.
 
         zarr v3: the parsed ``zarr.json``. zarr v2 (most NGFF 0.4 data), tried when there
         is no ``zarr.json`` and ``v2``: a dict of the same shape, ``{"zarr_format": 2,
         "node_type": "group" | "array", "attributes": <.zattrs>}``, plus ``"v2"``: the
         ``.zarray`` of an array. Callers that know the node is hcsvfs's own (v3) pass
-        ``v2=False``: on an object store each probe is a request.
+        ``v2=False``: on an object store each probe is a request. ``fresh=True`` reads again
+        past the batch memo (a node that may have appeared since).
         """
         table = getattr(self._memo, "table", None)
         if table is None:
             return self._read_meta(key, v2)
         cached = table.get(key)
-        if cached is None or (v2 and cached[0] is None and not cached[1]):
+        if fresh or cached is None or (v2 and cached[0] is None and not cached[1]):
             cached = table[key] = (self._read_meta(key, v2), v2)
         return cached[0]
 
