@@ -192,6 +192,20 @@ def test_list_dir_names_files_and_folders(backend: StorageBackend) -> None:
         backend.list_dir("p/a.tif")
 
 
+def test_listings_sort_naturally(backend: StorageBackend) -> None:
+    """Numbers in names sort by value (s2 before s10) in list_files and list_dir, recursive or not."""
+    for name in ["A01_s10_w1.npy", "A01_s2_w1.npy", "A01_s1_w1.npy", "A10_s1_w1.npy", "A2_s1_w1.npy"]:
+        put(backend, f"n/{name}")
+    for folder in ["t10", "t2", "t1"]:
+        put(backend, f"n/{folder}/x.npy")
+    files = ["A01_s1_w1.npy", "A01_s2_w1.npy", "A01_s10_w1.npy", "A2_s1_w1.npy", "A10_s1_w1.npy"]
+    assert backend.list_files("n") == [f"n/{f}" for f in files]
+    assert backend.list_dir("n") == [*files, "t1", "t2", "t10"]
+    assert backend.list_files("n", recursive=True) == [f"n/{f}" for f in files] + [
+        "n/t1/x.npy", "n/t2/x.npy", "n/t10/x.npy"
+    ]
+
+
 def test_ensure_directory(backend: StorageBackend) -> None:
     backend.ensure_directory("a/b/c")
     backend.ensure_directory("a/b/c")  # idempotent

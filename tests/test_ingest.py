@@ -103,3 +103,26 @@ def test_two_files_for_one_image_are_an_error(fm: FileManager, tmp_path: Path) -
     _tif(fm, tmp_path / "Q_A01_s1_w1.tif")
     with pytest.raises(IngestError, match="remove one"):
         scan_plate(fm, str(tmp_path))
+
+
+def test_files_an_os_leaves_beside_images_are_never_images(fm: FileManager, tmp_path: Path) -> None:
+    """A plate copied from a Mac carries a ._ twin of every image (AppleDouble); Windows leaves Thumbs.db."""
+    _tif(fm, tmp_path / "A01_s1_w1.tif", 7)
+    (tmp_path / "._A01_s1_w1.tif").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # not even a TIFF
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "._A01_s2_w1.tif").write_bytes(b"\x00\x05\x16\x07")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00")
+    (tmp_path / "Thumbs.db").write_bytes(b"\x00")
+    plate = scan_plate(fm, str(tmp_path))
+    assert plate.wells == ["A01"] and len(plate) == 1 and plate.fields == [1]
+    (recs,) = [r for _, r in plate.stacks("A01")]
+    assert plate.load_stack(fm, recs, "disk")[0, 0] == 7
+
+
+def test_wells_fields_and_listings_come_in_natural_order(fm: FileManager, tmp_path: Path) -> None:
+    for s in (1, 2, 10):
+        _tif(fm, tmp_path / f"A01_s{s}_w1.tif")
+    assert [Path(p).name for p in fm.list_files(str(tmp_path), "disk")] == [
+        "A01_s1_w1.tif", "A01_s2_w1.tif", "A01_s10_w1.tif"
+    ]
+    assert scan_plate(fm, str(tmp_path)).fields == [1, 2, 10]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Union
 
@@ -29,6 +31,9 @@ __all__ = [
     "RESERVED_PREFIX",
     "is_reserved_name",
     "checked",
+    "natural_key",
+    "natural_sorted",
+    "is_system_junk",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -92,6 +97,34 @@ def normalize(path: PathLike) -> str:
 def is_reserved_name(name: str) -> bool:
     """True for a name hcsvfs keeps for its own objects (see :data:`RESERVED_PREFIX`)."""
     return name.startswith(RESERVED_PREFIX)
+
+
+_DIGITS = re.compile(r"(\d+)", re.ASCII)
+
+
+def natural_key(name: str) -> tuple[object, ...]:
+    """Sort key that orders runs of digits by value: ``s2`` before ``s10``, ``A2`` before ``A10``.
+
+    Text runs compare as text and digit runs as (value, text), so equal values written
+    differently (``01``, ``1``) still sort in one fixed order.
+    """
+    parts = _DIGITS.split(name)  # text, digits, text, ...: every odd index holds digits
+    return tuple((int(part), part) if i % 2 else part for i, part in enumerate(parts))
+
+
+def natural_sorted(names: Iterable[str]) -> list[str]:
+    """``names`` in natural order (see :func:`natural_key`); every listing of every backend uses it."""
+    return sorted(names, key=natural_key)
+
+
+#: Files that operating systems and file browsers leave beside images: never images themselves.
+_JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db"})
+
+
+def is_system_junk(name: str) -> bool:
+    """True for a file name an OS or file browser made (macOS ``._*`` resource forks, ``.DS_Store``,
+    Windows ``Thumbs.db``), which must never count as an image of a plate."""
+    return name.startswith("._") or name.lower() in _JUNK_NAMES
 
 
 def checked(path: PathLike, *, escapes: bool = True) -> str:

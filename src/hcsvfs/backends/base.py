@@ -180,7 +180,7 @@ class StorageBackend(ABC):
                         stack.append(child)
                 elif match_file(entry, pattern, exts):
                     out.append(child)
-        return sorted(out)
+        return P.natural_sorted(out)
 
     # ------------------------------------------------------------------ batches
     def save_batch(

@@ -123,7 +123,7 @@ class DiskStorageBackend(StorageBackend):
     def list_dir(self, path: P.PathLike = ".") -> list[str]:
         p = P.normalize(path)
         self._require_dir(p)
-        return sorted(n for n in os.listdir(self._phys(p)) if not P.is_reserved_name(n))
+        return P.natural_sorted(n for n in os.listdir(self._phys(p)) if not P.is_reserved_name(n))
 
     def list_files(
         self,
@@ -149,7 +149,7 @@ class DiskStorageBackend(StorageBackend):
                             stack.append((P.join(logical_dir, entry.name), Path(entry.path)))
                     elif match_file(entry.name, pattern, exts):
                         out.append(P.join(logical_dir, entry.name))
-        return sorted(out)
+        return P.natural_sorted(out)
 
     def ensure_directory(self, path: P.PathLike) -> None:
         p = P.normalize(path)

@@ -42,12 +42,20 @@ class MemoryStorageBackend(StorageBackend):
 
     Directories are explicit entries. One re-entrant lock guards every
     operation, so a reader never sees half of a batch. Each instance is its own
-    namespace unless you pass ``store=`` to share one mapping on purpose.
+    namespace unless you pass ``store=`` to share one mapping on purpose
+    (``shared_dict=`` is the original system's name for it, e.g. a
+    ``multiprocessing.Manager().dict()`` several processes see; the lock is
+    this instance's, so writers in other processes are not serialised with it).
     """
 
     name = "memory"
 
-    def __init__(self, store: MutableMapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, store: MutableMapping[str, Any] | None = None, *, shared_dict: MutableMapping[str, Any] | None = None
+    ) -> None:
+        if store is not None and shared_dict is not None:
+            raise ValueError("give the memory backend store= or shared_dict= (the same thing), not both")
+        store = store if store is not None else shared_dict
         self._store: MutableMapping[str, Any] = store if store is not None else {}
         self._mtimes: dict[str, float] = {}
         self._lock = threading.RLock()
@@ -121,7 +129,7 @@ class MemoryStorageBackend(StorageBackend):
         with self._lock:
             self._require_dir(p)
             prefix = _prefix(p)
-            return sorted({k[len(prefix) :].split("/", 1)[0] for k in self._keys_below(p)})
+            return P.natural_sorted({k[len(prefix) :].split("/", 1)[0] for k in self._keys_below(p)})
 
     def list_files(
         self,
@@ -141,7 +149,7 @@ class MemoryStorageBackend(StorageBackend):
                 wanted = (recursive or "/" not in rest) and self._store[key] is not DIRECTORY
                 if wanted and match_file(P.basename(key), pattern, exts):
                     out.append(key)
-            return sorted(out)
+            return P.natural_sorted(out)
 
     def ensure_directory(self, path: P.PathLike) -> None:
         p = P.checked(path)

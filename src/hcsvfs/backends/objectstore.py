@@ -377,7 +377,7 @@ class ObjectStoreBackend(StorageBackend):
         self._require_dir(p)
         with self._io("list", p):
             names = {P.basename(e.rstrip("/")) for e in self._ls(self._key(p), detail=False)}
-        return sorted(n for n in names if not P.is_reserved_name(n))
+        return P.natural_sorted(n for n in names if not P.is_reserved_name(n))
 
     def list_files(
         self,
@@ -403,7 +403,7 @@ class ObjectStoreBackend(StorageBackend):
                 continue
             if match_file(parts[-1], pattern, exts):
                 out.append(P.join(base, rel))
-        return sorted(out)
+        return P.natural_sorted(out)
 
     def ensure_directory(self, path: P.PathLike) -> None:
         p = self._logical(path)

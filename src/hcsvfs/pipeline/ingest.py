@@ -121,7 +121,9 @@ def scan_plate(
 ) -> PlateLayout:
     """List every TIFF under ``folder`` and group them by well with ``parser``.
 
-    Raises IngestError if the folder is missing or holds no TIFF, if a name
+    Files that operating systems leave beside images (macOS ``._*``, ``.DS_Store``,
+    ``Thumbs.db``) and thumbnails are skipped. Raises IngestError if the folder is
+    missing or holds no TIFF, if a name
     cannot be parsed, or if two files claim the same well, field, channel, z and t.
     """
     parse = (lambda name: parse_filename(name, parser)) if isinstance(parser, str) else parser
@@ -140,8 +142,8 @@ def scan_plate(
     seen: dict[HCSName, str] = {}
     for path in files:
         name = P.basename(path)
-        if "_thumb" in name.lower():
-            continue
+        if P.is_system_junk(name) or "_thumb" in name.lower():
+            continue  # macOS ._ twins, Thumbs.db, the microscope's thumbnails: never images of the plate
         key = parse(name)
         if key is None:
             bad.append(name)

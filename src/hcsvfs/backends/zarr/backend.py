@@ -254,7 +254,7 @@ class ZarrStorageBackend(StorageBackend):
                 continue
             if ck in ("image", "array", "plate", "dir") or (ck is None and self.locator.has_children(child)):
                 out.append(name)
-        return sorted(out)
+        return P.natural_sorted(out)
 
     def ensure_directory(self, path: P.PathLike) -> None:
         p = _logical(path)

@@ -246,7 +246,7 @@ class PlateLayout:
         out: list[str] = []
         for well in _plate_wells(plate_meta):
             out.extend(self.well_planes(plate, well, plate_meta))
-        return sorted(out)
+        return P.natural_sorted(out)
 
     def info(self, plate: str, plate_meta: dict[str, Any]) -> PlateInfo:
         meta = ngff(plate_meta).get("plate") or {}
