@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import InitVar, dataclass
+from enum import Enum
 from typing import Literal
 
 __all__ = ["ZarrConfig", "COMPRESSIONS", "SHUFFLES", "GOALS"]
@@ -14,6 +16,24 @@ SHUFFLES = ("byte", "bit", "none")
 #: What ``compression="auto"`` optimises: write + read-back time at the destination's bandwidth, codec
 #: speed alone (keeping at least half the best ratio), or stored bytes (with a decode-speed floor).
 GOALS = ("balanced", "speed", "size")
+
+#: The original system's compressors: its "blosc" is Blosc with LZ4, as ours is; zlib is DEFLATE, which
+#: zarr v3 stores through its gzip codec.
+_ORIGINAL_COMPRESSORS = {"blosc": "lz4", "lz4": "lz4", "zlib": "gzip", "zstd": "zstd", "none": "none"}
+#: WELL: one chunk holds a whole field (all its planes); FILE: one chunk per plane (an original file).
+_ORIGINAL_CHUNKS: dict[str, Literal["plane"] | None] = {"well": None, "file": "plane"}
+
+
+def _enum_value(value: Enum | str, name: str) -> str:
+    raw = value.value if isinstance(value, Enum) else value
+    if not isinstance(raw, str):
+        raise ValueError(f"{name} must be a name or an Enum member whose value is one, got {value!r}")
+    return raw.strip().lower()
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is the original system's spelling; use {new}", DeprecationWarning, stacklevel=5)
+
 
 ChunkSpec = None | Literal["plane"] | tuple[int, ...]
 ShardSpec = None | Literal["field"] | tuple[int, ...]
@@ -51,8 +71,13 @@ class ZarrConfig:
     lock_timeout: float = 600.0
     #: On S3, seconds a lock may go without its holder's heartbeat before a waiter breaks it (a killed writer).
     lease_seconds: float = 30.0
+    #: Deprecated, the original system's names: ``compressor`` (its ZarrCompressor or a name: blosc, zlib,
+    #: lz4, zstd, none) is ``compression``; ``chunk_strategy`` (WELL or FILE) is ``chunks`` (None or "plane").
+    compressor: InitVar[Enum | str | None] = None
+    chunk_strategy: InitVar[Enum | str | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, compressor: Enum | str | None, chunk_strategy: Enum | str | None) -> None:
+        self._adopt_original_names(compressor, chunk_strategy)
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"unknown compression {self.compression!r}; valid values: {', '.join(COMPRESSIONS)}")
         if not isinstance(self.compression_level, int) or not 0 <= self.compression_level <= 9:
@@ -86,6 +111,32 @@ class ZarrConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+    def _adopt_original_names(self, compressor: Enum | str | None, chunk_strategy: Enum | str | None) -> None:
+        """Map the original system's field names and values onto ours, warning with the new name."""
+        if compressor is not None:
+            if self.compression != "lz4":
+                raise ValueError(f"give compression= or the deprecated compressor=, not both (got {self.compression!r} "
+                                 f"and {compressor!r})")
+            value = _enum_value(compressor, "compressor")
+            if value not in _ORIGINAL_COMPRESSORS:
+                raise ValueError(f"unknown compressor {compressor!r}; valid values: {', '.join(_ORIGINAL_COMPRESSORS)}")
+            new = _ORIGINAL_COMPRESSORS[value]
+            _deprecated(f"ZarrConfig(compressor={value!r})", f"compression={new!r}")
+            object.__setattr__(self, "compression", new)
+        elif self.compression == "zlib":
+            _deprecated("ZarrConfig(compression='zlib')", "compression='gzip' (the same DEFLATE stream, zarr v3's codec)")
+            object.__setattr__(self, "compression", "gzip")
+        if chunk_strategy is not None:
+            if self.chunks != "plane":
+                raise ValueError(f"give chunks= or the deprecated chunk_strategy=, not both (got {self.chunks!r} "
+                                 f"and {chunk_strategy!r})")
+            value = _enum_value(chunk_strategy, "chunk_strategy")
+            if value not in _ORIGINAL_CHUNKS:
+                raise ValueError(f"unknown chunk_strategy {chunk_strategy!r}; valid values: well, file")
+            new_chunks = _ORIGINAL_CHUNKS[value]
+            _deprecated(f"ZarrConfig(chunk_strategy={value.upper()})", f"chunks={new_chunks!r}")
+            object.__setattr__(self, "chunks", new_chunks)
 
     def channel_name(self, index: int) -> str:
         """The name of channel ``index`` (0-based): the configured one, else ``w<index + 1>``."""

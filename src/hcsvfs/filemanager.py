@@ -6,13 +6,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from . import paths as P
 from .arrays import nbytes
 from .backends.base import StatResult, StorageBackend
 from .errors import PathExistsError, PathNotFoundError, StorageResolutionError
+from .hcs import IMAGE_EXTENSIONS
 from .metrics.collector import Metrics
 from .metrics.wiring import metrics_for
 from .registry import Backend, BackendRef, StorageRegistry, canonical_name, create_default_registry
@@ -36,21 +37,27 @@ class FileManager:
     """Routes every storage operation to a backend named by enum or string.
 
     ``FileManager()`` gets a fresh, private registry (memory, disk, zarr);
-    pass ``storage_registry`` to share the process-wide one. ``save`` creates
+    pass ``storage_registry`` to share the process-wide one, or a mapping of
+    backend name (or enum member) to backend instance or class to use exactly
+    those, as the original system's examples do. ``save`` creates
     missing parent directories unless ``create_parents=False``; everything
     else keeps the backend's fail-loud semantics.
     """
 
     def __init__(
         self,
-        registry: StorageRegistry | None = None,
+        registry: StorageRegistry | Mapping[BackendRef, StorageBackend | type[StorageBackend]] | None = None,
         *,
         create_parents: bool = True,
         observer: OperationObserver | None = None,
         metrics: Metrics | bool | None = None,
         auto_policy: AutoPolicy | None = None,
     ) -> None:
-        self.registry = registry if registry is not None else create_default_registry()
+        if registry is None:
+            registry = create_default_registry()
+        elif not isinstance(registry, StorageRegistry):
+            registry = StorageRegistry.from_mapping(registry)  # the original's dict of backends
+        self.registry: StorageRegistry = registry
         self.create_parents = create_parents
         #: Operation metrics (``metrics=True`` or a Metrics); None when off. See docs/metrics.md.
         self.metrics = metrics_for(metrics, self.get_backend)
@@ -223,11 +230,32 @@ class FileManager:
         b = self.get_backend(backend)
         return self._observe(backend, "list_dir", lambda: b.list_dir(directory))
 
+    def list_image_files(
+        self,
+        directory: P.PathLike,
+        backend: BackendRef,
+        pattern: str | None = None,
+        extensions: Iterable[str] | str | None = IMAGE_EXTENSIONS,
+        recursive: bool = False,
+    ) -> list[str]:
+        """The image files in ``directory`` (``IMAGE_EXTENSIONS`` unless given), in natural order
+        (``s2`` before ``s10``); files an OS leaves beside images (``._*``, ``Thumbs.db``) are not listed."""
+        files = self.list_files(directory, backend, pattern=pattern, extensions=extensions, recursive=recursive)
+        return [f for f in files if not P.is_system_junk(P.basename(f))]
+
+    def find_file_recursive(self, directory: P.PathLike, filename: str, backend: BackendRef) -> str | None:
+        """The first file named ``filename`` at any depth under ``directory`` (natural order), or None."""
+        for path in self.list_files(directory, backend, recursive=True):
+            if P.basename(path) == filename:
+                return path
+        return None
+
     # ------------------------------------------------------------------ mutation
-    def ensure_directory(self, directory: P.PathLike, backend: BackendRef) -> None:
-        """Create ``directory`` and its parents if missing."""
+    def ensure_directory(self, directory: P.PathLike, backend: BackendRef) -> str:
+        """Create ``directory`` and its parents if missing; returns its normalised path."""
         b = self.get_backend(backend)
         self._observe(backend, "ensure_directory", lambda: b.ensure_directory(directory))
+        return P.normalize(directory)
 
     def delete(self, path: P.PathLike, backend: BackendRef) -> None:
         """Remove a file or an empty directory."""

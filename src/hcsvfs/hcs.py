@@ -23,7 +23,11 @@ __all__ = [
     "row_name",
     "row_index",
     "IMAGEXPRESS_PATTERN",
+    "IMAGE_EXTENSIONS",
 ]
+
+#: Extensions of image files (what ``FileManager.list_image_files`` lists by default), lower case.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy")
 
 
 @dataclass(frozen=True, order=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable
-from enum import StrEnum
+from collections.abc import Callable, Mapping
+from enum import Enum, StrEnum
 from importlib.metadata import EntryPoint, entry_points
 
 from .backends.base import StorageBackend
@@ -38,16 +38,23 @@ class Backend(StrEnum):
     AUTO = "auto"
 
 
-BackendRef = Backend | str
+#: A backend name: a :class:`Backend` member, a string, or any Enum member whose value is a name
+#: (callers of the original system pass their own ``Backend`` enum).
+BackendRef = Backend | str | Enum
 _Factory = Callable[[], StorageBackend]
 
 
 def canonical_name(name: BackendRef) -> str:
-    """The registry key for a backend name or member: ``Backend.DISK``, ``"DISK"`` and ``" disk "`` are all ``"disk"``."""
+    """The registry key for a backend name or member: ``Backend.DISK``, ``"DISK"`` and ``" disk "`` are all
+    ``"disk"``, and so is a member of another Enum whose value is ``"disk"``."""
     if isinstance(name, Backend):
         return name._value_  # not .value: the enum descriptor costs more than the rest of a memory load
+    if isinstance(name, Enum) and not isinstance(name, str):
+        name = name._value_  # another library's enum (its value is the name); a str-mixin enum is a str already
     if not isinstance(name, str) or not name.strip():
-        raise StorageResolutionError(f"a backend is named by a Backend member or a non-empty str, not {name!r}")
+        raise StorageResolutionError(
+            f"a backend is named by a Backend member, a non-empty str or an Enum member whose value is one, not {name!r}"
+        )
     return name.strip().lower()
 
 
@@ -76,6 +83,19 @@ class StorageRegistry:
         self._lock = threading.RLock()
         self._discover = discover
         self._discovered = False
+
+    @classmethod
+    def from_mapping(
+        cls, backends: Mapping[BackendRef, StorageBackend | type[StorageBackend] | _Factory]
+    ) -> StorageRegistry:
+        """A registry holding exactly ``backends`` (name or enum member -> instance, class or factory), as the
+        original system's ``FileManager({Backend.DISK: DiskStorageBackend(), ...})`` builds one."""
+        if not isinstance(backends, Mapping):
+            raise TypeError(f"from_mapping takes a mapping of backend name to backend, not {type(backends).__name__}")
+        registry = cls(discover=False)
+        for name, backend in backends.items():
+            registry.register_backend(name, backend)
+        return registry
 
     def register_backend(
         self, name: BackendRef, backend: StorageBackend | type[StorageBackend] | _Factory, *, replace: bool = False

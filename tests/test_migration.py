@@ -1,0 +1,144 @@
+"""The original system's calls, as its users write them: a dict of backends, their own enums, list_image_files,
+find_file_recursive, ensure_directory's return value, shared_dict, and ZarrConfig's old field names."""
+
+from __future__ import annotations
+
+import enum
+import multiprocessing as mp
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hcsvfs import Backend, FileManager, ZarrConfig
+from hcsvfs.backends import DiskStorageBackend, MemoryStorageBackend
+from hcsvfs.backends.zarr import ZarrStorageBackend
+from hcsvfs.errors import StorageResolutionError
+from hcsvfs.registry import StorageRegistry, canonical_name
+
+
+class TheirBackend(enum.Enum):
+    """A caller's own enum, as the original's code passes (not hcsvfs.Backend)."""
+
+    MEMORY = "memory"
+    DISK = "disk"
+    ZARR = "zarr"
+
+
+class ZarrCompressor(enum.Enum):
+    BLOSC = "blosc"
+    ZLIB = "zlib"
+
+
+class ZarrChunkStrategy(enum.Enum):
+    WELL = "well"
+    FILE = "file"
+
+
+def test_the_first_example_a_plain_dict_of_backend_instances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    fm = FileManager({Backend.MEMORY: MemoryStorageBackend(), Backend.DISK: DiskStorageBackend(),
+                      Backend.ZARR: ZarrStorageBackend()})
+    data = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    fm.save(data, "intermediate/step1_output", Backend.MEMORY)
+    fm.save(data, "results/final_output.tif", Backend.DISK)
+    fm.save(data, "results/large_dataset", Backend.ZARR)
+    assert fm.load("intermediate/step1_output", Backend.MEMORY) is data
+    assert np.array_equal(fm.load("results/final_output.tif", Backend.DISK), data)
+    assert np.array_equal(fm.load("results/large_dataset", Backend.ZARR, materialize=True), data)
+    assert fm.registry.names() == ["disk", "memory", "zarr"]
+
+
+def test_a_dict_of_classes_and_another_enum_name_the_same_backends(tmp_path: Path) -> None:
+    fm = FileManager({TheirBackend.MEMORY: MemoryStorageBackend, "Disk": lambda: DiskStorageBackend(tmp_path)})
+    fm.save(np.ones(3), "x.npy", TheirBackend.DISK)
+    assert (tmp_path / "x.npy").is_file()
+    fm.save("note", "n.txt", TheirBackend.MEMORY)
+    assert fm.load("n.txt", "memory") == "note" and fm.get_backend(TheirBackend.MEMORY) is fm.get_backend(Backend.MEMORY)
+    with pytest.raises(StorageResolutionError, match=r"no backend named 'zarr' .*known: disk, memory"):
+        fm.load("x", TheirBackend.ZARR)
+
+
+def test_bad_mappings_and_enums_say_what_is_wrong() -> None:
+    with pytest.raises(TypeError, match="StorageBackend instance, class or factory, not int"):
+        FileManager({Backend.DISK: 3})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="mapping of backend name to backend"):
+        StorageRegistry.from_mapping([("disk", DiskStorageBackend)])  # type: ignore[arg-type]
+
+    class Numbered(enum.Enum):
+        ONE = 1
+
+    with pytest.raises(StorageResolutionError, match="Enum member whose value is one"):
+        canonical_name(Numbered.ONE)
+    assert canonical_name(TheirBackend.ZARR) == "zarr"
+
+
+def test_list_image_files_in_natural_order_without_os_junk(tmp_path: Path) -> None:
+    fm = FileManager({Backend.DISK: DiskStorageBackend(tmp_path)})
+    for name in ["A01_s10_w1.tif", "A01_s2_w1.tif", "A01_s1_w1.TIF", "notes.txt", "sub/A02_s1_w1.png"]:
+        fm.save(np.zeros((2, 2), np.uint8) if not name.endswith(".txt") else "x", name, Backend.DISK)
+    (tmp_path / "._A01_s1_w1.tif").write_bytes(b"\x00\x05\x16\x07")
+    assert fm.list_image_files(".", Backend.DISK) == ["A01_s1_w1.TIF", "A01_s2_w1.tif", "A01_s10_w1.tif"]
+    assert fm.list_image_files(".", Backend.DISK, recursive=True)[-1] == "sub/A02_s1_w1.png"
+    assert fm.list_image_files(".", Backend.DISK, extensions={".png"}, recursive=True) == ["sub/A02_s1_w1.png"]
+    assert fm.find_file_recursive(".", "A02_s1_w1.png", Backend.DISK) == "sub/A02_s1_w1.png"
+    assert fm.find_file_recursive(".", "missing.tif", Backend.DISK) is None
+
+
+def test_ensure_directory_returns_the_path() -> None:
+    fm = FileManager()
+    assert fm.ensure_directory("a//b/./c", Backend.MEMORY) == "a/b/c"
+    assert fm.is_dir("a/b/c", Backend.MEMORY)
+
+
+def _child_saves(shared: dict) -> None:
+    backend = MemoryStorageBackend(shared_dict=shared)
+    backend.ensure_directory("w")
+    backend.save(np.arange(3), "w/from_child.npy")
+
+
+def test_shared_dict_is_seen_by_another_process() -> None:
+    with mp.get_context("spawn").Manager() as manager:
+        shared = manager.dict()
+        child = mp.get_context("spawn").Process(target=_child_saves, args=(shared,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        backend = MemoryStorageBackend(shared_dict=shared)
+        assert backend.list_files("w") == ["w/from_child.npy"]
+        assert np.array_equal(backend.load("w/from_child.npy"), np.arange(3))
+    with pytest.raises(ValueError, match="not both"):
+        MemoryStorageBackend({}, shared_dict={})
+
+
+def test_zarr_config_takes_the_original_names_with_a_warning_naming_the_new_field(tmp_path: Path) -> None:
+    with pytest.warns(DeprecationWarning) as caught:
+        config = ZarrConfig(compressor=ZarrCompressor.ZLIB, compression_level=3, chunk_strategy=ZarrChunkStrategy.WELL)
+    assert (config.compression, config.compression_level, config.chunks) == ("gzip", 3, None)
+    messages = [str(w.message) for w in caught]
+    assert any("compression='gzip'" in m for m in messages) and any("chunks=None" in m for m in messages)
+    with pytest.warns(DeprecationWarning, match="chunks='plane'"):
+        assert ZarrConfig(chunk_strategy="FILE").chunks == "plane"
+    with pytest.warns(DeprecationWarning, match="compression='lz4'"):
+        assert ZarrConfig(compressor=ZarrCompressor.BLOSC).compression == "lz4"
+    with pytest.warns(DeprecationWarning, match="compression='gzip'"):
+        assert ZarrConfig(compression="zlib").compression == "gzip"
+    backend = ZarrStorageBackend(tmp_path, config=config)
+    data = np.arange(24, dtype=np.uint16).reshape(2, 3, 4)
+    backend.save(data, "img")
+    assert np.array_equal(backend.load("img", materialize=True), data)
+    assert "gzip" in backend.stat("img").extra["codec"]
+
+
+def test_zarr_config_refuses_old_and_new_names_together_and_unknown_values() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(ValueError, match="compression= or the deprecated compressor="):
+            ZarrConfig(compression="zstd", compressor="zlib")
+        with pytest.raises(ValueError, match="chunks= or the deprecated chunk_strategy="):
+            ZarrConfig(chunks=None, chunk_strategy="well")
+        with pytest.raises(ValueError, match="unknown compressor 'brotli'"):
+            ZarrConfig(compressor="brotli")
+        with pytest.raises(ValueError, match="unknown chunk_strategy"):
+            ZarrConfig(chunk_strategy="tile")
