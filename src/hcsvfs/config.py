@@ -24,6 +24,10 @@ _ORIGINAL_COMPRESSORS = {"blosc": "lz4", "lz4": "lz4", "zlib": "gzip", "zstd": "
 _ORIGINAL_CHUNKS: dict[str, Literal["plane"] | None] = {"well": None, "file": "plane"}
 
 
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
 def _enum_value(value: Enum | str, name: str) -> str:
     raw = value.value if isinstance(value, Enum) else value
     if not isinstance(raw, str):
@@ -67,6 +71,13 @@ class ZarrConfig:
     #: Names of channels 1, 2, ... (``w1``, ``w2`` in plate file names) in the images' ``omero`` metadata,
     #: which viewers show; channels beyond these are named ``w<n>``.
     channel_names: tuple[str, ...] = ()
+    #: Physical pixel size (y, x) in micrometres, written as the images' NGFF scale transforms; None: 1.
+    pixel_size: tuple[float, float] | None = None
+    #: Distance between z planes in micrometres (the z scale); None: 1.
+    z_spacing: float | None = None
+    #: A plate's full (rows, columns), e.g. (16, 24) for 384 wells, listed in its NGFF metadata even where no
+    #: well was imaged; None lists rows and columns up to the last written well.
+    plate_shape: tuple[int, int] | None = None
     #: Seconds a writer waits for another writer of the same well (or plate metadata) before LockTimeoutError.
     lock_timeout: float = 600.0
     #: On S3, seconds a lock may go without its holder's heartbeat before a waiter breaks it (a killed writer).
@@ -107,6 +118,17 @@ class ZarrConfig:
             raise ValueError(f"write_threads must be a positive int, got {self.write_threads!r}")
         if not isinstance(self.channel_names, tuple) or not all(isinstance(n, str) and n for n in self.channel_names):
             raise ValueError(f"channel_names must be a tuple of non-empty strings, got {self.channel_names!r}")
+        if self.pixel_size is not None and not (
+            isinstance(self.pixel_size, tuple) and len(self.pixel_size) == 2 and all(_positive(v) for v in self.pixel_size)
+        ):
+            raise ValueError(f"pixel_size must be None or (y, x) in micrometres, two positive numbers; got {self.pixel_size!r}")
+        if self.z_spacing is not None and not _positive(self.z_spacing):
+            raise ValueError(f"z_spacing must be None or a positive number of micrometres, got {self.z_spacing!r}")
+        if self.plate_shape is not None and not (
+            isinstance(self.plate_shape, tuple) and len(self.plate_shape) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100 for v in self.plate_shape)
+        ):
+            raise ValueError(f"plate_shape must be None or (rows, columns), e.g. (16, 24); got {self.plate_shape!r}")
         for name in ("lock_timeout", "lease_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -141,6 +163,14 @@ class ZarrConfig:
     def channel_name(self, index: int) -> str:
         """The name of channel ``index`` (0-based): the configured one, else ``w<index + 1>``."""
         return self.channel_names[index] if index < len(self.channel_names) else f"w{index + 1}"
+
+    def axis_scale(self, axis: str) -> float:
+        """The physical size of one step along NGFF ``axis`` (micrometres for z, y, x; 1 where not given)."""
+        if axis in "yx" and self.pixel_size is not None:
+            return float(self.pixel_size["yx".index(axis)])
+        if axis == "z" and self.z_spacing is not None:
+            return float(self.z_spacing)
+        return 1.0
 
     def chunk_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The chunk shape for an array of ``shape``; ValueError if an explicit tuple has the wrong rank."""

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import typer
@@ -32,7 +32,21 @@ def convert(
         ..., help="Folder of TIFFs named like A01_s1_w1[_z001][_t001].tif, or an OME-Zarr plate (OLD.zarr, any writer)."
     ),
     destination: str = typer.Argument(..., help="The plate to write: PATH.zarr or zarr:PATH.zarr."),
-    parser: str = typer.Option("metaxpress", "--parser", help="File-name parser registered in hcsvfs.hcs."),
+    parser: str = typer.Option(
+        "auto", "--parser",
+        help="auto (the instrument, from its metadata: Opera/Operetta Index.idx.xml, ImageXpress .HTD, CellVoyager "
+        ".mlf; else ImageXpress names), or a file-name parser registered in hcsvfs.hcs.",
+    ),
+    pattern: str | None = typer.Option(
+        None, "--pattern",
+        help="A regular expression for the whole file name with named groups well (or row and col), field, "
+        "channel, z, t; e.g. '(?P<well>[A-P]\\d{2})_f(?P<field>\\d+)_c(?P<channel>\\d+)\\.tif'.",
+    ),
+    missing: str = typer.Option(
+        "error", "--missing",
+        help="Images the acquisition lacks (autofocus failures): error (name them all) or fill (zeros, recorded "
+        "in each well's metadata).",
+    ),
     compression: str = typer.Option(
         "lz4", "--compression", help="lz4, lz4hc, zstd, gzip, none, or auto (a measured trial picks; see hcsvfs tune)."
     ),
@@ -49,7 +63,9 @@ def convert(
     """
     from ..backends.zarr import ZarrStorageBackend
     from ..config import ZarrConfig
+    from ..hcs import parse_filename
     from ..pipeline.ingest import output_name, scan_plate
+    from ..pipeline.microscopes import pattern_parser
 
     fm = cli_filemanager(metrics=metrics is not None)
     src, dst = parse_target(source, fm), parse_target(destination, fm)
@@ -67,18 +83,31 @@ def convert(
     ):
         _migrate(source_backend, src.path, dst, config, overwrite=overwrite, validate=validate, quiet=quiet)
         return
+    if missing not in ("error", "fill"):
+        raise CliError(f"--missing must be error or fill, not {missing!r}", EXIT_USAGE)
+    try:  # a bad --pattern or --parser is a usage error, found before anything is read
+        if pattern is not None:
+            pattern_parser(pattern)
+        elif parser != "auto":
+            parse_filename("", parser)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    layout = scan_plate(fm, src.path, src.backend, parser=parser, pattern=pattern, missing=cast(Any, missing))
+    config = _with_acquisition(config, layout)
     fm.registry.register_backend("zarr", ZarrStorageBackend(config=config), replace=True)
-    layout = scan_plate(fm, src.path, src.backend, parser=parser)
     console = Console(stderr=True)
     with Progress(*_COLUMNS, console=console, transient=True, disable=quiet) as progress:
         task = progress.add_task("", total=len(layout))
         for well in layout.wells:
             records = layout.images[well]
             progress.update(task, description=well)
-            planes = [fm.load(r.path, src.backend) for r in records]
+            planes = [layout.load_plane(fm, r, src.backend) for r in records]
             names = [P.join(dst.path, output_name(r.key)) for r in records]
+            filled = [n for n, r in zip(names, records) if r.path is None]
             try:
-                fm.save_batch(planes, names, "zarr", overwrite=overwrite)  # one write per field shard
+                # one write per field shard; stand-ins for missing images are listed in the well's metadata
+                extra: dict[str, Any] = {"filled": filled} if filled else {}
+                fm.save_batch(planes, names, "zarr", overwrite=overwrite, **extra)
             except FileExistsError as exc:
                 raise CliError(f"{exc} (on the command line: convert --overwrite)") from exc
             progress.advance(task, len(records))
@@ -87,12 +116,26 @@ def convert(
         fm.metrics.to_json(metrics)
     if not quiet:
         stored = sum(f.stat().st_size for f in Path(dst.path).rglob("*") if f.is_file()) if Path(dst.path).exists() else 0
+        acq = layout.acquisition
+        source = f" from {acq.vendor} metadata {acq.metadata_file}" if acq is not None and acq.metadata_file else ""
         console.print(
-            f"wrote {dst}: {len(layout.wells)} wells, {len(layout)} planes, fields {layout.fields}, channels "
-            f"{layout.channels}" + (f", {human_bytes(stored)} on disk" if stored else "")
+            f"wrote {dst}{source}: {len(layout.wells)} wells, {len(layout)} planes, fields {layout.fields}, channels "
+            f"{', '.join(layout.channel_names())}" + (f", {human_bytes(stored)} on disk" if stored else "")
+            + (f", {len(layout.missing)} missing image(s) filled with zeros" if layout.missing else "")
             + (f"; valid OME-NGFF ({len(checked)} groups)" if validate else ""),
             soft_wrap=True,  # one line in logs, however long the path
         )
+
+
+def _with_acquisition(config: Any, layout: Any) -> Any:
+    """The plate's config with what the instrument's metadata says: channel names, pixel size, z step, plate size."""
+    import dataclasses
+
+    acq = layout.acquisition
+    changes: dict[str, Any] = {"channel_names": layout.channel_names()}
+    if acq is not None:
+        changes.update(pixel_size=acq.pixel_size, z_spacing=acq.z_spacing, plate_shape=acq.plate_shape)
+    return dataclasses.replace(config, **changes)
 
 
 def _migrate(source: Any, plate: str, dst: Target, config: Any, *, overwrite: bool, validate: bool, quiet: bool) -> None:

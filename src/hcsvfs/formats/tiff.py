@@ -57,6 +57,8 @@ class TiffFormat(Format):
         import tifffile
 
         with tifffile.TiffFile(fh) as tif:
+            if options.pop("metadata", False):
+                return tiff_metadata(tif)
             try:
                 return tif.asarray(**options)
             except IndexError:
@@ -105,6 +107,8 @@ class OmeTiffFormat(TiffFormat):
         import tifffile
 
         with tifffile.TiffFile(fh) as tif:
+            if options.pop("metadata", False):
+                return tiff_metadata(tif)
             series = tif.series[0]
             data = series.asarray(**options)
             _check_ome_xml(tif.ome_metadata)
@@ -124,12 +128,41 @@ def _tifffile_options(kind: str, *, ome: bool) -> frozenset[str]:
     import tifffile
 
     if kind == "load":
-        return frozenset(inspect.signature(tifffile.TiffFile.asarray).parameters) - {"self", "out"}
+        # metadata=True: the file's metadata instead of its pixels (see tiff_metadata)
+        return (frozenset(inspect.signature(tifffile.TiffFile.asarray).parameters) - {"self", "out"}) | {"metadata"}
     names = {n for n, p in inspect.signature(tifffile.imwrite).parameters.items() if p.kind is p.KEYWORD_ONLY}
     names -= {"mode", "append", "returnoffset", "shape", "dtype"}  # the atomic write owns the file; data gives these
     if ome:
         names = (names - {"ome", "imagej", "shaped"}) | {"axes"}
     return frozenset(names)
+
+
+_PER_UM = {2: 25400.0, 3: 10000.0}  # TIFF ResolutionUnit inch, centimetre: micrometres per unit
+
+
+def tiff_metadata(tif: Any) -> dict[str, Any]:
+    """What a microscope wrote into a TIFF, without decoding its pixels: shape, dtype, ``pixel_size`` (y, x) in
+    micrometres where the file says (MetaMorph/MetaXpress calibration, else resolution tags in inches or
+    centimetres), and the MetaSeries plane info (ImageXpress writes the wavelength name there)."""
+    page = tif.pages.first
+    series = tif.series[0]
+    meta: dict[str, Any] = {"shape": list(series.shape), "dtype": str(series.dtype), "pixel_size": None,
+                            "metaseries": None}
+    if tif.is_metaseries:
+        info = (tif.metaseries_metadata or {}).get("PlaneInfo") or {}
+        meta["metaseries"] = info
+        x, y = info.get("spatial-calibration-x"), info.get("spatial-calibration-y")
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x > 0 and y > 0:
+            meta["pixel_size"] = (float(y), float(x))
+            return meta
+    unit = page.tags.get("ResolutionUnit")
+    xres, yres = page.tags.get("XResolution"), page.tags.get("YResolution")
+    if unit is not None and int(unit.value) in _PER_UM and xres is not None and yres is not None:
+        (xn, xd), (yn, yd) = xres.value, yres.value
+        if xn and yn:
+            per_um = _PER_UM[int(unit.value)]
+            meta["pixel_size"] = (per_um * yd / yn, per_um * xd / xn)
+    return meta
 
 
 def _written_axes(ome_xml: str | None) -> str | None:

@@ -30,7 +30,7 @@ from ..filemanager import FileManager
 from ..registry import create_default_registry
 from .context import ProcessingContext
 from .errors import IngestError, PipelineError, PlateFailedError, StepFailedError
-from .ingest import FilenameParser, PlateLayout, scan_plate
+from .ingest import FilenameParser, MissingPolicy, PlateLayout, scan_plate
 from .steps import AbstractStep
 
 if TYPE_CHECKING:
@@ -355,13 +355,19 @@ class Pipeline:
         executor: Executor | None = None,
         storage: StorageConfig | None = None,
         wells: Sequence[str] | None = None,
-        parser: str | FilenameParser = "metaxpress",
+        parser: str | FilenameParser = "auto",
         retry: RetryPolicy | None = None,
         rerun: bool = False,
         on_well: Callable[[str, WellResult | BaseException], None] | None = None,
         labels: str | None = None,
+        pattern: str | None = None,
+        missing: MissingPolicy = "error",
     ) -> RunReport:
         """Process a plate folder into ``output_path``; wells already complete there are skipped unless ``rerun``.
+
+        The folder may be any instrument's that :func:`scan_plate` reads (its ``parser``, ``pattern`` and
+        ``missing`` are passed on): with ``missing="fill"``, the zeros standing in for missing images go
+        through the steps like any other image.
 
         ``labels="cells"``: the output plate gets the raw input images, and the pipeline's output (a
         segmentation) as the NGFF label image ``cells`` of each field, so viewers overlay it on the raw data.
@@ -373,7 +379,9 @@ class Pipeline:
         retry = retry or RetryPolicy()
         owned = storage not in _FILEMANAGERS  # a FileManager the caller already holds is left open
         try:
-            return self._run(input_path, output_path, executor, storage, wells, parser, retry, rerun, on_well, labels)
+            return self._run(
+                input_path, output_path, executor, storage, wells, (parser, pattern, missing), retry, rerun, on_well, labels
+            )
         finally:
             if owned:
                 storage.close()  # this run's overlay thread and spill folder end with it
@@ -385,7 +393,7 @@ class Pipeline:
         executor: Executor,
         storage: StorageConfig,
         wells: Sequence[str] | None,
-        parser: str | FilenameParser,
+        naming: tuple[str | FilenameParser, str | None, MissingPolicy],
         retry: RetryPolicy,
         rerun: bool,
         on_well: Callable[[str, WellResult | BaseException], None] | None,
@@ -393,7 +401,8 @@ class Pipeline:
     ) -> RunReport:
         start = time.perf_counter()
         fm = storage.filemanager()
-        plate = scan_plate(fm, input_path, storage.input_backend, parser=parser)
+        parser, pattern, policy = naming
+        plate = scan_plate(fm, input_path, storage.input_backend, parser=parser, pattern=pattern, missing=policy)
         chosen = list(wells) if wells is not None else plate.wells
         missing = sorted(set(chosen) - set(plate.wells))
         if missing:

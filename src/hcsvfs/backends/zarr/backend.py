@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +31,7 @@ from .view import ZarrArrayView, read_many
 __all__ = ["ZarrStorageBackend"]
 
 _GROUP = {"zarr_format": 3, "node_type": "group", "attributes": {}}
-_SAVE_OPTIONS = frozenset({"axes", "labels", "label"})
+_SAVE_OPTIONS = frozenset({"axes", "labels", "label", "filled"})
 _LOAD_OPTIONS = frozenset({"materialize", "level", "label"})
 
 
@@ -116,18 +117,28 @@ class ZarrStorageBackend(StorageBackend):
         axes: str | None = None,
         labels: bool = False,
         label: str | None = None,
+        filled: bool = False,
         **options: Any,
     ) -> None:
         """Save an array as an OME-Zarr image, or as one plane of a plate for an HCS name under a ``*.zarr`` folder.
 
         ``axes`` (e.g. ``"cyx"``) names the dimensions of a plain image; ``labels=True`` downsamples pyramids by nearest.
         ``label="cells"`` puts a plate plane into the NGFF label image ``cells`` of its field (``labels/cells``)
-        instead of the field's image: a segmentation over the raw planes of the same name.
+        instead of the field's image: a segmentation over the raw planes of the same name. ``filled=True`` marks
+        a plate plane as a stand-in for an image the microscope did not deliver (listed in the well's
+        ``missing``; ``save_batch`` takes ``filled=`` a collection of the batch's paths).
         """
         p = _logical(path)
         self._check_options("save", options, _SAVE_OPTIONS, p)
         arr = self._as_array(data, p)
         target = self.plates.target(p, self._meta(P.parent(p)), label=_label_name(label, p))
+        if filled:
+            if target is None:
+                raise InvalidPathError(
+                    f"{p!r}: filled=True marks a stand-in for a missing plane of a plate; this is not a plate plane",
+                    path=p, backend=self.name,
+                )
+            target = dataclasses.replace(target, filled=True)
         if target is not None and label is not None:
             self._require_parent(p)  # the name is the raw plane's: the label index says whether this one exists
         else:
@@ -285,6 +296,7 @@ class ZarrStorageBackend(StorageBackend):
         planes: list[tuple[PlaneTarget, np.ndarray]] = []
         plain: list[tuple[str, np.ndarray]] = []
         label = options.get("label")
+        filled = {_logical(f) for f in options.get("filled") or ()}
         for data, p in zip(data_list, logical):
             parent = P.parent(p)
             if parent not in parents:
@@ -294,7 +306,16 @@ class ZarrStorageBackend(StorageBackend):
             if target is None:
                 plain.append((p, arr))
             else:
-                planes.append((target, arr))
+                planes.append((dataclasses.replace(target, filled=True) if p in filled else target, arr))
+        if filled - set(logical):
+            stray = P.natural_sorted(filled - set(logical))[0]
+            raise InvalidPathError(f"filled= names {stray!r}, which this batch does not save", path=stray, backend=self.name)
+        if plain and filled & {p for p, _ in plain}:
+            stray = next(p for p, _ in plain if p in filled)
+            raise InvalidPathError(
+                f"{stray!r}: filled= marks stand-ins for missing planes of a plate; this is not a plate plane",
+                path=stray, backend=self.name,
+            )
         if plain and label is not None:
             raise InvalidPathError(
                 f"{plain[0][0]!r}: label= puts planes of a plate into their fields' label images; this is not a plate plane",

@@ -119,7 +119,8 @@ def commit_image(
     if compression is not None:
         attrs["hcsvfs"]["compression"] = compression
     if config.ome_metadata and axes:
-        attrs["ome"] = image_attrs(axes, levels, name or logical.rsplit("/", 1)[-1])
+        spacing = {a: config.axis_scale(a) for a in axes}
+        attrs["ome"] = image_attrs(axes, levels, name or logical.rsplit("/", 1)[-1], spacing)
         if image_label:
             attrs["ome"]["image-label"] = {"source": {"image": "../../"}}
         elif "c" in axes and data is not None:

@@ -56,11 +56,13 @@ def default_axes(ndim: int, axes: str | None = None) -> str | None:
     return axes
 
 
-def image_attrs(axes: str, levels: int, name: str) -> dict[str, Any]:
-    """``attributes.ome`` of an image group with ``levels`` datasets named 0, 1, ... (each 2x smaller in y, x)."""
+def image_attrs(axes: str, levels: int, name: str, spacing: dict[str, float] | None = None) -> dict[str, Any]:
+    """``attributes.ome`` of an image group with ``levels`` datasets named 0, 1, ... (each 2x smaller in y, x);
+    ``spacing`` gives the physical size of one step along an axis (micrometres for z, y, x; 1 where absent)."""
+    step = spacing or {}
     datasets = []
     for level in range(levels):
-        scale = [1.0 if a not in "yx" else float(2**level) for a in axes]
+        scale = [step.get(a, 1.0) * (float(2**level) if a in "yx" else 1.0) for a in axes]
         datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
     return {
         "version": NGFF_VERSION,

@@ -54,6 +54,8 @@ class PlaneTarget:
     name: HCSName
     #: The NGFF label image this plane belongs to (``labels/<label>`` of its field), None for the field's image.
     label: str | None = None
+    #: A stand-in (zeros) for an image the microscope did not deliver; the well's metadata lists its name.
+    filled: bool = False
 
     @property
     def row(self) -> str:
@@ -95,6 +97,8 @@ class WellInfo:
     column: str
     fields: list[str]
     files: dict[str, PlaneRef] = field(default_factory=dict)  #: file name -> where the plane is
+    #: Names whose planes are zeros standing in for images the microscope did not deliver (``missing="fill"``).
+    missing: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -253,8 +257,12 @@ class PlateLayout:
         wells: dict[str, WellInfo] = {}
         for path in _plate_wells(plate_meta):
             r, c = path.split("/")
-            images = (ngff(self._well_meta(f"{plate}/{path}", v2=not is_own(plate_meta))).get("well") or {}).get("images", [])
-            wells[well_label(path)] = WellInfo(r, c, [i["path"] for i in images], self.well_planes(plate, path, plate_meta))
+            wmeta = self._well_meta(f"{plate}/{path}", v2=not is_own(plate_meta))
+            images = (ngff(wmeta).get("well") or {}).get("images", [])
+            wells[well_label(path)] = WellInfo(
+                r, c, [i["path"] for i in images], self.well_planes(plate, path, plate_meta),
+                list(own_attrs(wmeta).get("missing") or []),
+            )
         # field_count is optional in NGFF: the most fields any well lists, where the plate does not say.
         count = int(meta.get("field_count") or max((len(w.fields) for w in wells.values()), default=0))
         rows = [r["name"] for r in meta.get("rows", [])]
@@ -543,10 +551,16 @@ class PlateLayout:
             own["labels"] = labels
         else:
             index = dict(_index(wmeta))
+            missing = set(own.get("missing") or [])
             for t in targets:
                 index[t.filename] = [t.field_path, *t.index]
                 fields.add(t.field_path)
+                (missing.add if t.filled else missing.discard)(t.filename)  # a real image replaces a stand-in
             own["index"] = index
+            if missing:
+                own["missing"] = P.natural_sorted(missing)
+            else:
+                own.pop("missing", None)
         ordered = sorted(fields, key=int)
         attributes = {"ome": well_attrs(ordered), "hcsvfs": {**own, "kind": "well"}}
         loc.write_meta(wkey, {"zarr_format": 3, "node_type": "group", "attributes": attributes})
@@ -577,8 +591,9 @@ class PlateLayout:
         if meta and counts == before:
             return  # the well is listed already, with as many fields: nothing to write
         if counts:
-            rows = [row_name(i) for i in range(max(r for r, _ in counts) + 1)]
-            columns = [str(i + 1) for i in range(max(c for _, c in counts) + 1)]
+            shape = self.config.plate_shape or (0, 0)  # the whole plate where known, imaged or not
+            rows = [row_name(i) for i in range(max(shape[0], max(r for r, _ in counts) + 1))]
+            columns = [str(i + 1) for i in range(max(shape[1], max(c for _, c in counts) + 1))]
             own = {**own, "field_counts": {f"{rows[r]}/{columns[c]}": n for (r, c), n in sorted(counts.items())}}
             ome = plate_attrs(P.basename(plate), rows, columns, counts, max(counts.values()))
             attrs = {"ome": ome, "hcsvfs": own}
