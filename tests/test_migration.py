@@ -142,3 +142,54 @@ def test_zarr_config_refuses_old_and_new_names_together_and_unknown_values() -> 
             ZarrConfig(compressor="brotli")
         with pytest.raises(ValueError, match="unknown chunk_strategy"):
             ZarrConfig(chunk_strategy="tile")
+
+
+def _worker_reads(fm: FileManager) -> dict:
+    """In a spawned process: what the unpickled FileManager sees, and a file it writes back."""
+    seen = {
+        "disk": fm.load("d/x.npy", "disk").tolist(),
+        "zarr": fm.load("img", "zarr", materialize=True).tolist(),
+        "shared": fm.load("s.npy", "shared_memory").tolist(),
+        "overlay_materialized": fm.load("kept.npy", "overlay").tolist(),
+        "overlay_memory_only": fm.exists("fleeting.npy", "overlay"),
+        "memory": fm.list_files(".", "memory"),
+    }
+    fm.save(np.full(2, 7), "d/from_worker.npy", "disk")
+    return seen
+
+
+def test_a_filemanager_pickles_to_a_spawned_worker(tmp_path: Path) -> None:
+    from hcsvfs.backends.shared_memory import SharedMemoryStorageBackend
+    from hcsvfs.tiering import MemoryOverlay
+
+    shared = SharedMemoryStorageBackend()
+    overlay = MemoryOverlay(DiskStorageBackend(tmp_path / "spill", fsync=False), budget="8MiB")
+    fm = FileManager({
+        "disk": DiskStorageBackend(tmp_path / "disk"),
+        "zarr": ZarrStorageBackend(tmp_path / "zarr", config=ZarrConfig(compression="zstd")),
+        "memory": MemoryStorageBackend(),
+        "shared_memory": shared,
+        "overlay": overlay,
+    }, metrics=True)
+    try:
+        fm.save(np.arange(3), "d/x.npy", "disk")
+        fm.save(np.arange(6, dtype=np.uint16).reshape(2, 3), "img", "zarr")
+        fm.save(np.arange(4), "s.npy", "shared_memory")
+        fm.save(np.arange(5), "kept.npy", "overlay")
+        overlay.materialize("kept.npy")
+        fm.save(np.arange(2), "fleeting.npy", "overlay")
+        fm.save("only here", "note.txt", "memory")
+        with mp.get_context("spawn").Pool(1) as pool:
+            seen = pool.apply(_worker_reads, (fm,))
+        assert seen == {
+            "disk": [0, 1, 2], "zarr": [[0, 1, 2], [3, 4, 5]], "shared": [0, 1, 2, 3],
+            "overlay_materialized": [0, 1, 2, 3, 4], "overlay_memory_only": False, "memory": [],
+        }
+        assert fm.load("d/from_worker.npy", "disk").tolist() == [7, 7]
+        assert fm.get_backend("zarr").config.compression == "zstd"
+    finally:
+        fm.close()
+    import pickle
+
+    with pytest.raises(TypeError, match="backend 'disk' was registered with a factory that cannot be pickled"):
+        pickle.dumps(FileManager({"disk": lambda: DiskStorageBackend(tmp_path)}))

@@ -70,6 +70,17 @@ class FileManager:
         self._usable: dict[str, bool] = {}
         self._auto_lock = threading.RLock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A FileManager pickles (to process pools and Dask workers) with its registry: each backend is rebuilt
+        there from its description (see docs/core.md, "Sending a FileManager to another process")."""
+        state = dict(self.__dict__)
+        del state["_auto_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._auto_lock = threading.RLock()
+
     # ------------------------------------------------------------------ routing
     def get_backend(self, backend: BackendRef) -> StorageBackend:
         """The backend instance for ``backend``; StorageResolutionError if unknown."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import pickle
 import threading
 from collections.abc import Callable, Mapping
 from enum import Enum, StrEnum
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any, cast
 
 from .backends.base import StorageBackend
 from .errors import StorageResolutionError
@@ -58,15 +60,22 @@ def canonical_name(name: BackendRef) -> str:
     return name.strip().lower()
 
 
-def _lazy(module: str, attr: str, **kwargs: object) -> _Factory:
-    """A factory that imports its backend class only when first asked for (keeps `import hcsvfs` light)."""
+class _Lazy:
+    """A factory that imports its backend class only when first asked for (keeps `import hcsvfs` light);
+    a class rather than a closure so that a registry holding it pickles."""
 
-    def make() -> StorageBackend:
-        cls = getattr(importlib.import_module(module), attr)
-        return cls(**kwargs)
+    def __init__(self, module: str, attr: str, **kwargs: object) -> None:
+        self.module, self.attr, self.kwargs = module, attr, kwargs
 
-    make.__qualname__ = f"{module}.{attr}"
-    return make
+    def __call__(self) -> StorageBackend:
+        cls = getattr(importlib.import_module(self.module), self.attr)
+        return cast(StorageBackend, cls(**self.kwargs))
+
+    def __repr__(self) -> str:
+        return f"{self.module}.{self.attr}"
+
+
+_lazy = _Lazy
 
 
 class StorageRegistry:
@@ -148,6 +157,27 @@ class StorageRegistry:
             self._instances[key] = instance
             del self._factories[key]
             return instance
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Backends travel as they pickle (see each backend: memory arrives empty, shared memory and object
+        stores reattach); a factory that cannot be pickled (a lambda) is named in the error."""
+        with self._lock:
+            for key, factory in self._factories.items():
+                try:
+                    pickle.dumps(factory)
+                except Exception as exc:
+                    raise TypeError(
+                        f"backend {key!r} was registered with a factory that cannot be pickled ({exc}); to send this "
+                        "registry (or a FileManager) to another process, register a class, an instance or a "
+                        "module-level function"
+                    ) from None
+            return {"instances": dict(self._instances), "factories": dict(self._factories),
+                    "discover": self._discover, "discovered": self._discovered}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._instances, self._factories = state["instances"], state["factories"]
+        self._discover, self._discovered = state["discover"], state["discovered"]
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         """Close every backend made so far that has a ``close()`` (overlays stop their threads, shared memory

@@ -56,9 +56,17 @@ class MemoryStorageBackend(StorageBackend):
         if store is not None and shared_dict is not None:
             raise ValueError("give the memory backend store= or shared_dict= (the same thing), not both")
         store = store if store is not None else shared_dict
+        #: A mapping given on purpose travels with the backend when it is pickled (a Manager dict reconnects);
+        #: the backend's own dict does not (a worker gets an empty namespace).
+        self._given_store = store is not None
         self._store: MutableMapping[str, Any] = store if store is not None else {}
         self._mtimes: dict[str, float] = {}
         self._lock = threading.RLock()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Live objects do not cross processes: a pickled memory backend arrives empty, unless its mapping was
+        # given (store= / shared_dict=), which travels as it pickles (a multiprocessing Manager dict reconnects).
+        return (MemoryStorageBackend, (self._store,) if self._given_store else ())
 
     # ------------------------------------------------------------------ primitives
     def save(self, data: Any, path: P.PathLike, *, overwrite: bool = False, **options: Any) -> None:

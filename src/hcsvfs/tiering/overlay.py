@@ -79,6 +79,8 @@ class MemoryOverlay(StorageBackend):
         adopt_existing: bool = False,
     ) -> None:
         self.persistent = persistent
+        self._settings = {"target": target, "spill": spill, "pause": pause, "pause_timeout": pause_timeout,
+                          "background": background}  # for __reduce__
         self.budget = as_budget(budget)
         self.levels = Levels.of(self.budget, target, spill, pause)
         self.limit = self.budget.limit
@@ -103,6 +105,11 @@ class MemoryOverlay(StorageBackend):
             self._adopt()
         if background:
             self._thread = start_spiller(self, self._wake, self.budget.poll_s)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # In another process: a new overlay over the same persistent tier, with the same budget, that adopts
+        # what is there (spilled or materialised entries); objects held only in this process's memory stay here.
+        return (_rebuild, (self.persistent, self.budget, self._settings))
 
     # ------------------------------------------------------------------ options
     def save_options(self, data: Any, path: str) -> frozenset[str]:
@@ -623,3 +630,6 @@ class MemoryOverlay(StorageBackend):
     def __repr__(self) -> str:
         return f"<MemoryOverlay over {self.persistent!r} limit={format_bytes(self.limit)}>"
 
+
+def _rebuild(persistent: StorageBackend, budget: MemoryBudget | MemoryMonitor, settings: dict[str, Any]) -> MemoryOverlay:
+    return MemoryOverlay(persistent, budget, adopt_existing=True, **settings)

@@ -55,9 +55,15 @@ class ZarrStorageBackend(StorageBackend):
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         self.config = config if config is not None else ZarrConfig()
+        self._origin = (root, store, storage_options)  # what __reduce__ rebuilds it from in another process
         self.locator = StoreLocator(root, store, storage_options)
         self.codecs = CodecChooser(self.locator, self.config)
         self.plates = PlateLayout(self.locator, self.config, self.codecs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its description in another process (its locks, memo and codec probe are per process).
+        root, store, storage_options = self._origin
+        return (_rebuild, (root, store, storage_options, self.config))
 
     @property
     def root(self) -> Path | None:
@@ -493,6 +499,10 @@ class ZarrStorageBackend(StorageBackend):
     def __repr__(self) -> str:
         return f"<ZarrStorageBackend {self.locator.describe()} {self.config.compression}>"
 
+
+
+def _rebuild(root: Any, store: Any, storage_options: Any, config: ZarrConfig) -> ZarrStorageBackend:
+    return ZarrStorageBackend(root, store=store, config=config, storage_options=storage_options)
 
 
 def _logical(path: P.PathLike) -> str:
