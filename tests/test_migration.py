@@ -193,3 +193,48 @@ def test_a_filemanager_pickles_to_a_spawned_worker(tmp_path: Path) -> None:
 
     with pytest.raises(TypeError, match="backend 'disk' was registered with a factory that cannot be pickled"):
         pickle.dumps(FileManager({"disk": lambda: DiskStorageBackend(tmp_path)}))
+
+
+def test_results_saved_through_zarr_are_files_beside_the_plate(tmp_path: Path) -> None:
+    import json as _json
+
+    import pandas as pd
+    import zarr as _zarr
+
+    from hcsvfs.errors import InvalidPathError, UnsupportedTypeError
+
+    fm = FileManager({Backend.ZARR: ZarrStorageBackend(tmp_path), Backend.DISK: DiskStorageBackend(tmp_path)})
+    plane = np.arange(20, dtype=np.uint16).reshape(4, 5)
+    fm.save(plane, "out/plate.zarr/A01_s1_w1.tif", Backend.ZARR)
+    table = pd.DataFrame({"well": ["A01"], "cells": [12]})
+    fm.save(table.to_csv(index=False), "out/plate.zarr/measurements.csv", Backend.ZARR)
+    fm.save({"cells": 12}, "out/summary.json", Backend.ZARR)
+    fm.save("run 1\n", "out/notes.txt", Backend.ZARR)
+    roi = b"PK\x05\x06" + bytes(18)  # an (empty) ImageJ ROI set
+    fm.save(roi, "out/plate.zarr/A01.roi.zip", Backend.ZARR)
+    # plain files on disk, where the original system puts them, read by the disk backend too
+    assert _json.loads((tmp_path / "out" / "summary.json").read_text()) == {"cells": 12}
+    assert fm.load("out/plate.zarr/measurements.csv", Backend.DISK).equals(table)
+    assert fm.load("out/plate.zarr/measurements.csv", Backend.ZARR).equals(table)
+    assert fm.load("out/plate.zarr/A01.roi.zip", Backend.ZARR) == roi
+    assert fm.list_dir("out/plate.zarr", Backend.ZARR) == ["A01.roi.zip", "A01_s1_w1.tif", "measurements.csv"]
+    assert fm.list_files("out", Backend.ZARR, recursive=True) == [
+        "out/notes.txt", "out/plate.zarr/A01.roi.zip", "out/plate.zarr/A01_s1_w1.tif",
+        "out/plate.zarr/measurements.csv", "out/summary.json",
+    ]
+    zb = fm.get_backend(Backend.ZARR)
+    assert zb.node_type("out/summary.json") == "file" and fm.stat("out/summary.json", Backend.ZARR).size > 0
+    assert zb.validate("out/plate.zarr")  # the plate is still valid NGFF with files beside its wells
+    with pytest.raises(FileExistsError):
+        fm.save({"cells": 1}, "out/summary.json", Backend.ZARR)
+    fm.move("out/notes.txt", "out/notes_old.txt", Backend.ZARR)
+    assert (tmp_path / "out" / "notes_old.txt").read_text() == "run 1\n"
+    with pytest.raises(InvalidPathError, match="do not turn into each other"):
+        fm.move("out/summary.json", "out/summary", Backend.ZARR)
+    fm.delete("out/plate.zarr/measurements.csv", Backend.ZARR)
+    assert not (tmp_path / "out" / "plate.zarr" / "measurements.csv").exists()
+    with pytest.raises(InvalidPathError, match="zarr.json is the store's own metadata"):
+        fm.save(plane, "out/zarr.json", Backend.ZARR, overwrite=True)
+    in_memory = ZarrStorageBackend(store=_zarr.storage.MemoryStore())
+    with pytest.raises(UnsupportedTypeError, match="in-memory store; save it on the memory or disk backend"):
+        in_memory.save("x", "notes.txt")

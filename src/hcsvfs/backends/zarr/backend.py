@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,9 @@ __all__ = ["ZarrStorageBackend"]
 
 _GROUP = {"zarr_format": 3, "node_type": "group", "attributes": {}}
 _SAVE_OPTIONS = frozenset({"axes", "labels", "label", "filled"})
+#: Results a pipeline writes beside its images (tables, notes, ImageJ ROI sets): stored as files in the
+#: same folder as the plate or image, through the disk (or object-store) formats, as the original system does.
+RESULT_EXTENSIONS = (".json", ".csv", ".txt", ".roi.zip", ".zip")
 _LOAD_OPTIONS = frozenset({"materialize", "level", "label"})
 
 
@@ -70,6 +74,31 @@ class ZarrStorageBackend(StorageBackend):
         """The folder this backend is jailed in (None for the working-directory mode and for non-local stores)."""
         return self.locator.local_root
 
+    @functools.cached_property
+    def files(self) -> StorageBackend | None:
+        """Where result files (:data:`RESULT_EXTENSIONS`) go: a disk backend over the same folder (a local
+        store), an object-store backend over the same URL; None for other stores (an in-memory zarr store)."""
+        root, store, storage_options = self._origin
+        if store is not None:
+            return None
+        if isinstance(root, str) and "://" in root:
+            from ..objectstore import ObjectStoreBackend
+
+            return ObjectStoreBackend(root, **(storage_options or {}))
+        from ..disk import DiskStorageBackend
+
+        return DiskStorageBackend(root)
+
+    def _result_files(self, p: str) -> StorageBackend:
+        """The file backend for result file ``p``; a clear error where this store has none."""
+        if self.files is None:
+            raise UnsupportedTypeError(
+                f"{p!r}: result files ({', '.join(RESULT_EXTENSIONS)}) are stored beside images on a folder or URL, "
+                "and this zarr backend is over an in-memory store; save it on the memory or disk backend",
+                path=p, backend=self.name,
+            )
+        return self.files
+
     # ------------------------------------------------------------------ resolution
     def _meta(self, logical: str) -> dict[str, Any] | None:
         return self.locator.read_meta(self.locator.key(logical))
@@ -78,6 +107,9 @@ class ZarrStorageBackend(StorageBackend):
         """("file" | "plane" | "dir" | None, the node's metadata or, for a plane, its plate's and its (field, index))."""
         if p in (".", "/"):
             return "dir", self._meta(p)
+        if _is_result(p):
+            files = self.files
+            return ("result", None) if files is not None and files.is_file(p) else (None, None)
         parent = P.parent(p)
         pmeta = self._meta(parent)
         pkind = node_kind(pmeta)
@@ -135,6 +167,12 @@ class ZarrStorageBackend(StorageBackend):
         ``missing``; ``save_batch`` takes ``filled=`` a collection of the batch's paths).
         """
         p = _logical(path)
+        if _is_result(p):
+            self._result_files(p).save(data, p, overwrite=overwrite, **options)
+            return
+        if P.basename(p) == "zarr.json":
+            raise InvalidPathError(f"{p!r}: zarr.json is the store's own metadata; choose another name", path=p,
+                                   backend=self.name)
         self._check_options("save", options, _SAVE_OPTIONS, p)
         arr = self._as_array(data, p)
         target = self.plates.target(p, self._meta(P.parent(p)), label=_label_name(label, p))
@@ -202,6 +240,8 @@ class ZarrStorageBackend(StorageBackend):
         """A lazy :class:`ZarrArrayView` (numpy with ``materialize=True``); ``level`` picks a pyramid level,
         ``label`` the plane of that name in its field's label image instead of the image."""
         p = _logical(path)
+        if _is_result(p):
+            return self._result_files(p).load(p, **options)
         self._check_options("load", options, _LOAD_OPTIONS, p)
         kind, meta = self._resolve(p)
         if kind is None:
@@ -239,6 +279,8 @@ class ZarrStorageBackend(StorageBackend):
             raise self._not_found(p)
         if kind == "dir":
             return StatResult(p, "directory", extra={"plate": node_kind(meta) == "plate"})
+        if kind == "result":
+            return self._result_files(p).stat(p)
         try:
             view = self.load(p)
         except CorruptDataError as exc:
@@ -256,12 +298,13 @@ class ZarrStorageBackend(StorageBackend):
             raise self._not_found(p)
         if kind != "dir":
             raise PathNotADirectoryError(f"{p!r} is a file on the zarr backend, not a directory", path=p, backend=self.name)
-        if node_kind(meta) == "plate":
-            return self.plates.names(p, meta)
         key = self.locator.key(p)
-        out = []
+        results = [n for n in self.locator.children(key) if _is_result(n) and self._is_result_file(P.join(p, n))]
+        if node_kind(meta) == "plate":
+            return P.natural_sorted([*self.plates.names(p, meta), *results])
+        out = list(results)
         for name in self.locator.children(key):
-            if name == "zarr.json":
+            if name == "zarr.json" or name in results:
                 continue
             child = join_key(key, name)
             try:
@@ -370,6 +413,15 @@ class ZarrStorageBackend(StorageBackend):
         """Move a file or folder; on a local store one atomic rename (of racing movers exactly one wins)."""
         s, d = _logical(src), _logical(dst)
         kind, _ = self._resolve(s)
+        if kind == "result" or _is_result(d):
+            if kind != "result" or not _is_result(d):
+                raise InvalidPathError(
+                    f"cannot move {s!r} to {d!r}: result files ({', '.join(RESULT_EXTENSIONS)}) and images do not "
+                    "turn into each other; keep the extension's kind",
+                    path=d, backend=self.name,
+                )
+            self._result_files(s).move(s, d, overwrite=overwrite)
+            return
         plane_either_side = kind == "plane" or self.plates.target(d, self._meta(P.parent(d))) is not None
         if not self.locator.can_rename or plane_either_side:
             super().move(s, d, overwrite=overwrite)  # planes live inside fields: copy, then delete
@@ -387,9 +439,15 @@ class ZarrStorageBackend(StorageBackend):
                 backend=self.name,
             ) from None
 
+    def _is_result_file(self, p: str) -> bool:
+        files = self.files
+        return files is not None and files.is_file(p)
+
     def _delete_file(self, path: str) -> None:
         kind, meta = self._resolve(path)
-        if kind == "plane":
+        if kind == "result":
+            self._result_files(path).delete(path)
+        elif kind == "plane":
             assert meta is not None
             self.plates.remove(P.parent(path), P.basename(path), meta["plate"])
         else:
@@ -420,6 +478,9 @@ class ZarrStorageBackend(StorageBackend):
             facts = image_facts(self.locator, ref.field)
             return {**facts, "type": "plane", "field": ref.field, "index": list(ref.index), "field_shape": facts["shape"],
                     "shape": facts["shape"][-2:]}
+        if what == "file":
+            st = self._result_files(p).stat(p)
+            return {"type": "file", "size": st.size, "stored_by": self._result_files(p).name}
         if what == "array":
             arr = open_array(self.locator, self.locator.key(p), meta=meta)
             return {"type": "array", "shape": list(arr.shape), "dtype": str(arr.dtype), "chunks": list(arr.chunks),
@@ -445,7 +506,8 @@ class ZarrStorageBackend(StorageBackend):
 
     def node_type(self, path: P.PathLike) -> str:
         """What ``path`` is, from its own metadata only (cheaper than :meth:`describe`): ``"plate"``, ``"image"``,
-        ``"plane"`` (of a plate), ``"array"`` or ``"folder"``; PathNotFoundError if nothing is there."""
+        ``"plane"`` (of a plate), ``"array"``, ``"folder"`` or ``"file"`` (a result file stored beside them);
+        PathNotFoundError if nothing is there."""
         return self._node_type(_logical(path))[0]
 
     def _node_type(self, p: str) -> tuple[str, dict[str, Any] | None]:
@@ -456,6 +518,8 @@ class ZarrStorageBackend(StorageBackend):
             return ("array" if node_kind(meta) == "array" else "image"), meta
         if kind == "dir":
             return ("plate" if node_kind(meta) == "plate" else "folder"), meta
+        if kind == "result":
+            return "file", meta
         return kind, meta
 
     def stored_bytes(self, path: P.PathLike) -> int:
@@ -468,6 +532,8 @@ class ZarrStorageBackend(StorageBackend):
         kind, _ = self._resolve(p)
         if kind is None:
             raise self._not_found(p)
+        if kind == "result":
+            raise InvalidPathError(f"{p!r} is a result file, not an OME-Zarr image or plate", path=p, backend=self.name)
         if kind == "plane":
             p = P.parent(p)
         group = zarr.open_group(StorePath(self.locator.store, self.locator.key(p)), mode="r")
@@ -499,6 +565,11 @@ class ZarrStorageBackend(StorageBackend):
     def __repr__(self) -> str:
         return f"<ZarrStorageBackend {self.locator.describe()} {self.config.compression}>"
 
+
+
+def _is_result(p: str) -> bool:
+    """A result file's path (zarr's own ``zarr.json`` is never one)."""
+    return p.lower().endswith(RESULT_EXTENSIONS) and P.basename(p) != "zarr.json"
 
 
 def _rebuild(root: Any, store: Any, storage_options: Any, config: ZarrConfig) -> ZarrStorageBackend:
