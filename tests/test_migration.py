@@ -238,3 +238,18 @@ def test_results_saved_through_zarr_are_files_beside_the_plate(tmp_path: Path) -
     in_memory = ZarrStorageBackend(store=_zarr.storage.MemoryStore())
     with pytest.raises(UnsupportedTypeError, match="in-memory store; save it on the memory or disk backend"):
         in_memory.save("x", "notes.txt")
+
+
+def test_the_migrated_script_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+    import subprocess
+    import sys
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "migrating.md").read_text()
+    section = doc.split("## A migrated script", 1)[1]
+    script = re.search(r"```python\n(.*?)```", section, re.S)
+    assert script is not None
+    (tmp_path / "script.py").write_text(script.group(1))
+    result = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "migrated script ran: ['final_output.tif', 'plate.zarr']" in result.stdout
