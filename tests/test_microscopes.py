@@ -303,3 +303,16 @@ def test_the_pipeline_runs_on_a_vendor_folder_with_stand_ins_for_missing_images(
     backend = ZarrStorageBackend(tmp_path)
     projected = backend.load("proj.zarr/B04_s2_w1_z001_t001.tif", materialize=True)
     assert np.array_equal(projected, pixels("B04", 2, 1, 1))  # the max of the real plane and the zeros
+
+
+def test_a_layout_travels_to_workers_without_its_parser(tmp_path: Path, fm: FileManager) -> None:
+    """Process pools pickle the plate layout; a caller's lambda parser must not stop them."""
+    import pickle
+
+    folder = imagexpress_folder(tmp_path / "ix")
+    layout = scan_plate(fm, str(folder), parser=lambda name: parse_harmony(name) or __import__(
+        "hcsvfs.pipeline", fromlist=["parse_metaxpress"]).parse_metaxpress(name))
+    copy = pickle.loads(pickle.dumps(layout))
+    assert copy.wells == layout.wells and copy.acquisition.channel_names == {1: "DAPI", 2: "FITC"}
+    with pytest.raises(RuntimeError, match="without its file-name parser"):
+        copy.acquisition.parser("A01_s1_w1.tif")

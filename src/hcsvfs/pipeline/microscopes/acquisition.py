@@ -42,6 +42,24 @@ class Acquisition:
     #: Places the instrument itself reports as failed (e.g. CellVoyager's ERR records), for the report.
     failed: tuple[HCSName, ...] = ()
 
+    def __getstate__(self) -> dict[str, object]:
+        # A plate layout travels to worker processes with its acquisition; the parser (perhaps a caller's
+        # lambda) has done its work by then and stays behind.
+        state = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        state["parser"] = _parser_left_behind
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+
+def _parser_left_behind(name: str) -> HCSName | None:
+    raise RuntimeError(
+        "this acquisition was sent from another process without its file-name parser; scan the folder here "
+        "(scan_plate) to parse names"
+    )
+
 
 def read_text(fm: FileManager, path: str, backend: BackendRef) -> str:
     """A metadata file's text (any encoding a vendor uses: UTF-8 with or without BOM, else Latin-1)."""
