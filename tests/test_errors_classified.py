@@ -24,19 +24,19 @@ def test_damaged_zarr_metadata_is_corrupt_not_absent(tmp_path: Path, damage: byt
     zb = ZarrStorageBackend(tmp_path)
     zb.ensure_directory("d")
     zb.save(ARR, "d/img")
-    (tmp_path / "d" / "img" / "zarr.json").write_bytes(damage)
+    (tmp_path / "d.zarr" / "img" / "zarr.json").write_bytes(damage)
     with pytest.raises(CorruptDataError) as info:
         zb.load("d/img")
-    assert "d/img/zarr.json" in str(info.value) and "damaged" in str(info.value)
+    assert "d.zarr/img/zarr.json" in str(info.value) and "damaged" in str(info.value)
     assert zb.exists("d/img")  # something is there, and it is damaged
     assert zb.list_dir("d") == ["img"]  # still listed, so it can be found and deleted
     assert "damaged" in zb.stat("d/img").extra
     with pytest.raises(FileExistsError):
         zb.save(ARR, "d/img")  # never written over as if it were absent
-    assert (tmp_path / "d" / "img" / "zarr.json").read_bytes() == damage
+    assert (tmp_path / "d.zarr" / "img" / "zarr.json").read_bytes() == damage
     zb.save(ARR + 1, "d/img", overwrite=True)  # replaced on purpose
     assert np.array_equal(zb.load("d/img", materialize=True), ARR + 1)
-    (tmp_path / "d" / "img" / "zarr.json").write_bytes(damage)
+    (tmp_path / "d.zarr" / "img" / "zarr.json").write_bytes(damage)
     zb.delete("d/img")  # or deleted
     assert zb.list_dir("d") == []
 

@@ -253,3 +253,70 @@ def test_the_migrated_script_in_the_docs_runs(tmp_path: Path, monkeypatch: pytes
     result = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "migrated script ran: ['final_output.tif', 'plate.zarr']" in result.stdout
+
+
+def test_the_same_logical_paths_on_memory_disk_and_zarr_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The original's location transparency: one working directory, one logical path, three backends."""
+    monkeypatch.chdir(tmp_path)
+    fm = FileManager({Backend.MEMORY: MemoryStorageBackend(), Backend.DISK: DiskStorageBackend(),
+                      Backend.ZARR: ZarrStorageBackend()})
+    data = {b: np.full((4, 5), i, np.uint16) for i, b in enumerate((Backend.MEMORY, Backend.DISK, Backend.ZARR))}
+    for b, arr in data.items():
+        fm.save(arr, "processed/image.tif", b)
+    for b, arr in data.items():
+        assert np.array_equal(np.asarray(fm.load("processed/image.tif", b)), arr)
+        assert fm.list_files("processed", b) == ["processed/image.tif"]
+        assert fm.is_dir("processed", b) and fm.is_file("processed/image.tif", b)
+    assert fm.list_dir(".", Backend.ZARR) == fm.list_dir(".", Backend.MEMORY) == ["processed"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["processed", "processed.zarr"]
+    assert [p.name for p in (tmp_path / "processed").iterdir()] == ["image.tif"]  # disk's, untouched by zarr
+    # deleting zarr's folder leaves disk's
+    fm.delete_all("processed", Backend.ZARR)
+    assert not (tmp_path / "processed.zarr").exists() and fm.list_files("processed", Backend.ZARR) == []
+    # (the shared folder itself stays, holding disk's file: the working directory's folders are zarr's too)
+    assert np.array_equal(fm.load("processed/image.tif", Backend.DISK), data[Backend.DISK])
+
+
+def test_hcs_named_planes_in_any_folder_form_a_plate(tmp_path: Path) -> None:
+    fm = FileManager({Backend.ZARR: ZarrStorageBackend(tmp_path)})
+    planes = {f"run1/plate/{w}_s{s}_w1.tif": np.full((4, 4), i, np.uint16)
+              for i, (w, s) in enumerate([("A01", 1), ("A01", 2), ("B02", 1)])}
+    fm.save_batch(list(planes.values()), list(planes), Backend.ZARR)
+    fm.save(np.zeros((4, 4), np.uint16), "run1/plate/B02_s2_w1.tif", Backend.ZARR)
+    zb = fm.get_backend(Backend.ZARR)
+    assert zb.node_type("run1/plate") == "plate" and fm.list_dir("run1", Backend.ZARR) == ["plate"]
+    assert sorted(zb.open_plate("run1/plate").wells) == ["A01", "B02"]
+    assert zb.validate("run1/plate")
+    assert (tmp_path / "run1" / "plate.zarr" / "A" / "1").is_dir()
+    for name, arr in planes.items():
+        assert np.array_equal(fm.load(name, Backend.ZARR, materialize=True), arr)
+    # a subfolder beside the plate's planes, and a move of the whole folder
+    fm.save(np.ones((3, 3), np.uint16), "run1/plate/qc/mask", Backend.ZARR)
+    assert fm.list_dir("run1/plate", Backend.ZARR)[-1] == "qc"
+    fm.move("run1", "archive/run1", Backend.ZARR)
+    assert zb.node_type("archive/run1/plate") == "plate" and not fm.exists("run1", Backend.ZARR)
+    assert fm.list_files("archive", Backend.ZARR, recursive=True)[-1] == "archive/run1/plate/qc/mask"
+
+
+def test_another_backends_file_at_the_root_is_named_not_blamed_on_a_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    fm = FileManager()
+    fm.save(np.zeros((2, 2), np.uint8), "image.tif", Backend.DISK)
+    with pytest.raises(FileExistsError) as info:
+        fm.save(np.zeros((2, 2), np.uint8), "image.tif", Backend.ZARR)
+    assert "not a zarr image (another backend's" in str(info.value) and "another writer" not in str(info.value)
+
+
+def test_images_an_older_hcsvfs_wrote_where_their_name_is_still_load(tmp_path: Path) -> None:
+    """Before folder stores, a.img lived at a/img (a zarr group in plain folder a): found, listed, loaded."""
+    from hcsvfs.backends.zarr.image import write_image
+
+    zb = ZarrStorageBackend(tmp_path)
+    zb.locator.write_meta(zb.locator.key("a"), {"zarr_format": 3, "node_type": "group", "attributes": {}})
+    old = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    write_image(zb.locator, "a/img", old, zb.config, "yx")
+    zb.save(np.ones((2, 2), np.uint16), "a/new")
+    assert zb.list_dir("a") == ["img", "new"] and zb.is_file("a/img")
+    assert np.array_equal(zb.load("a/img", materialize=True), old)
+    zb.delete("a/img")
+    assert zb.list_dir("a") == ["new"]

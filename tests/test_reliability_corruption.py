@@ -139,7 +139,7 @@ def test_flipped_bytes_in_zarr_chunks_are_caught_by_checksums(tmp_path: Path) ->
         zb = ZarrStorageBackend(tmp_path / layout, config=config)
         zb.ensure_directory("res")
         zb.save(img, "res/stack")
-        chunks = [p for p in (tmp_path / layout / "res" / "stack").rglob("*") if p.is_file() and p.name != "zarr.json"]
+        chunks = [p for p in (tmp_path / layout / "res.zarr" / "stack").rglob("*") if p.is_file() and p.name != "zarr.json"]
         assert chunks
         flips = 0
         for chunk in chunks:

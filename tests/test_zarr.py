@@ -234,16 +234,16 @@ def test_an_image_renamed_in_between_two_reads_is_an_existing_file_not_a_directo
     """A racing creator commits its image (one rename) just after this writer found no metadata there:
     the loser is told the image exists (FileExistsError), never that the path is a directory."""
     winner = ZarrStorageBackend(zb.root)
-    has_children = zb.locator.has_children
+    is_folder = zb.locator.is_folder
     raced: list[str] = []
 
     def racer_commits_first(key: str) -> bool:
         if not raced:
             raced.append(key)
             winner.save(image(seed=1), "img")
-        return has_children(key)
+        return is_folder(key)
 
-    monkeypatch.setattr(zb.locator, "has_children", racer_commits_first)
+    monkeypatch.setattr(zb.locator, "is_folder", racer_commits_first)
     with pytest.raises(FileExistsError, match="already exists"):
         zb.save(image(seed=2), "img")
     assert np.array_equal(zb.load("img", materialize=True), image(seed=1))
@@ -279,7 +279,8 @@ def test_cwd_mode_like_the_disk_backend(tmp_path: Path, monkeypatch: pytest.Monk
     zb = ZarrStorageBackend()
     zb.ensure_directory("results")
     zb.save(image(), "results/final")
-    assert (work / "results" / "final" / "zarr.json").exists()
+    # the folder's images are in its store beside it, as in the original system: disk's results/ stays its own
+    assert (work / "results.zarr" / "final" / "zarr.json").exists() and list((work / "results").iterdir()) == []
     absolute = tmp_path / "abs"
     zb.ensure_directory(str(absolute))
     zb.save(image(), str(absolute / "x"))
@@ -387,3 +388,12 @@ def test_node_type_says_what_a_path_is_from_its_own_metadata(zb: ZarrStorageBack
         zb.node_type("nothing")
     with pytest.raises(FileNotFoundError):
         zb.node_type("p.zarr/B02_s1_w1.tif")
+
+
+def test_names_that_are_not_utf8_are_refused_before_anything_is_written(zb: ZarrStorageBackend) -> None:
+    """zarr keys are UTF-8; a lone surrogate (undecodable bytes of a file name) was saved, then failed to load."""
+    with pytest.raises(InvalidPathError, match="not valid UTF-8"):
+        zb.save(image(), "\udcff")
+    with pytest.raises(InvalidPathError, match="not valid UTF-8"):
+        zb.load("a/\udcff")
+    assert zb.list_dir(".") == []

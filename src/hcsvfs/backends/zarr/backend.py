@@ -24,7 +24,7 @@ from .catalog import PlaneRef
 from .codecs import describe_codecs
 from .facts import compression_facts, image_facts
 from .image import level_paths, open_array, open_levels, write_image
-from .ngff import default_axes, ngff_version, node_kind, validate_group
+from .ngff import default_axes, ngff_version, node_kind, own_attrs, validate_group
 from .plate import PlaneTarget, PlateInfo, PlateLayout, is_own, label_path
 from .store import StoreLocator, join_key
 from .view import ZarrArrayView, read_many
@@ -32,6 +32,8 @@ from .view import ZarrArrayView, read_many
 __all__ = ["ZarrStorageBackend"]
 
 _GROUP = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+#: The store of a folder outside ``*.zarr`` folders (``<folder>.zarr``): listed under the folder's name.
+_FOLDER_STORE = {"zarr_format": 3, "node_type": "group", "attributes": {"hcsvfs": {"kind": "dir", "folder": True}}}
 _SAVE_OPTIONS = frozenset({"axes", "labels", "label", "filled"})
 #: Results a pipeline writes beside its images (tables, notes, ImageJ ROI sets): stored as files in the
 #: same folder as the plate or image, through the disk (or object-store) formats, as the original system does.
@@ -104,25 +106,61 @@ class ZarrStorageBackend(StorageBackend):
         return self.locator.read_meta(self.locator.key(logical))
 
     def _resolve(self, p: str) -> tuple[str | None, dict[str, Any] | None]:
-        """("file" | "plane" | "dir" | None, the node's metadata or, for a plane, its plate's and its (field, index))."""
+        """("file" | "plane" | "dir" | "result" | None, the node's metadata or, for a plane, its plate's and its
+        (field, index)); :meth:`_locate` also says where the node is."""
+        kind, meta, _ = self._locate(p)
+        return kind, meta
+
+    def _locate(self, p: str) -> tuple[str | None, dict[str, Any] | None, str]:
+        """What the logical path ``p`` is, its metadata, and where it is in the store (a store path: see
+        :func:`node_path` and :func:`store_path`; a folder outside ``*.zarr`` folders is found at its store)."""
         if p in (".", "/"):
-            return "dir", self._meta(p)
+            return "dir", self._meta(p), p
         if _is_result(p):
             files = self.files
-            return ("result", None) if files is not None and files.is_file(p) else (None, None)
-        parent = P.parent(p)
+            return ("result", None, p) if files is not None and files.is_file(p) else (None, None, p)
+        node = node_path(p)
+        parent = P.parent(node)
         pmeta = self._meta(parent)
         pkind = node_kind(pmeta)
         if pkind == "plate":
             found = self.plates.lookup(parent, P.basename(p), pmeta)
-            return ("plane", {"plate": pmeta, "field": found}) if found is not None else (None, None)
+            if found is not None:
+                return "plane", {"plate": pmeta, "field": found}, node
+            if node == p:
+                return None, None, node
+            pkind = None  # not a plane of the folder's plate: maybe one of its subfolders
         if pkind in ("image", "array"):
-            raise PathNotADirectoryError(f"{p!r}: its parent {parent!r} is a file, not a directory", path=p, backend=self.name)
+            raise PathNotADirectoryError(f"{p!r}: its parent {P.parent(p)!r} is a file, not a directory", path=p,
+                                         backend=self.name)
         if pkind == "internal":
-            return None, None
-        key = self.locator.key(p)
+            return None, None, node
+        store = store_path(p)
+        if store != p:  # a folder outside *.zarr folders keeps its images and plates in its store
+            try:
+                smeta = self._meta(store)
+            except CorruptDataError:
+                smeta = None
+            if node_kind(smeta) in ("plate", "dir"):
+                return "dir", smeta, store
         # zarr v2 is probed only where the parent is not a v3 node (each probe is a request on S3).
-        v2 = pmeta is None or pmeta.get("zarr_format") == 2
+        kind, meta = self._read_node(node, v2=pmeta is None or pmeta.get("zarr_format") == 2)
+        if kind is None and node != p:
+            # A plain folder (subfolders only, or the working directory's), or an image an hcsvfs before
+            # folder stores wrote where its name is.
+            lkind = node_kind(self._meta(P.parent(p)))
+            if lkind in ("image", "array"):
+                raise PathNotADirectoryError(f"{p!r}: its parent {P.parent(p)!r} is a file, not a directory", path=p,
+                                             backend=self.name)
+            if lkind in ("internal", "plate"):
+                return None, None, node
+            kind, meta = self._read_node(p, v2=True)
+            return kind, meta, p
+        return kind, meta, node
+
+    def _read_node(self, where: str, *, v2: bool) -> tuple[str | None, dict[str, Any] | None]:
+        """What the node at store path ``where`` is from its own metadata: file, dir or None."""
+        key = self.locator.key(where)
         for fresh in (False, True):
             try:
                 meta = self.locator.read_meta(key, v2=v2, fresh=fresh)
@@ -133,11 +171,19 @@ class ZarrStorageBackend(StorageBackend):
                 return "file", meta
             if kind in ("plate", "dir"):
                 return "dir", meta
-            if kind is not None or not self.locator.has_children(key):
+            if kind is not None or not self.locator.is_folder(key):
                 return None, None
-            # Children but no metadata: a folder (e.g. the working directory's), or a racer renamed a
-            # finished node here between the two reads; looking once more tells them apart.
+            # A folder without metadata (e.g. the working directory's), or a racer renamed a finished
+            # node here between the two reads; looking once more tells them apart.
         return "dir", None
+
+    def _ensure_store(self, folder: str) -> None:
+        """Make ``folder``'s store (``<folder>.zarr``, marked as the folder's) if it has none yet."""
+        store = store_path(folder)
+        if store == folder or node_kind(self._meta(store)) in ("plate", "dir"):
+            return
+        # A raw metadata write: zarr's group creation would also write into every parent folder.
+        self.locator.write_meta(self.locator.key(store), _FOLDER_STORE)
 
     def save_options(self, data: Any, path: str) -> frozenset[str]:
         return _SAVE_OPTIONS
@@ -175,7 +221,8 @@ class ZarrStorageBackend(StorageBackend):
                                    backend=self.name)
         self._check_options("save", options, _SAVE_OPTIONS, p)
         arr = self._as_array(data, p)
-        target = self.plates.target(p, self._meta(P.parent(p)), label=_label_name(label, p))
+        q = node_path(p)
+        target = self.plates.target(q, self._meta(P.parent(q)), label=_label_name(label, p))
         if filled:
             if target is None:
                 raise InvalidPathError(
@@ -187,6 +234,11 @@ class ZarrStorageBackend(StorageBackend):
             self._require_parent(p)  # the name is the raw plane's: the label index says whether this one exists
         else:
             self._check_target(p, overwrite)
+        self._ensure_store(P.parent(p))
+        if target is None:  # the folder's store was made just now: HCS names there make it a plate
+            target = self.plates.target(q, self._meta(P.parent(q)), label=_label_name(label, p))
+            if filled and target is not None:
+                target = dataclasses.replace(target, filled=True)
         if target is not None:
             self.plates.check([(target, arr)], overwrite)
             self.plates.save([(target, arr)], overwrite=overwrite, labels=labels)
@@ -199,9 +251,19 @@ class ZarrStorageBackend(StorageBackend):
             )
         names = default_axes(arr.ndim, axes)
         self.config.chunk_shape(arr.shape)  # a chunk-rank mismatch fails here, before anything is written
-        self._write_image(p, arr, names, labels, overwrite)
+        self._write_image(q, arr, names, labels, overwrite, logical=p)
 
-    def _write_image(self, p: str, arr: np.ndarray, axes: str | None, labels: bool, overwrite: bool) -> None:
+    def _write_image(
+        self, p: str, arr: np.ndarray, axes: str | None, labels: bool, overwrite: bool, *, logical: str
+    ) -> None:
+        """Write image ``logical`` at store path ``p``."""
+        if self.locator.is_plain_file(self.locator.key(p)):
+            raise PathExistsError(
+                f"{logical!r} is taken by a file that is not a zarr image (another backend's, such as disk's, in the "
+                "same folder); save under another name or give the backends different roots",
+                path=logical,
+                backend=self.name,
+            )
         config, compression = self.codecs.for_image(P.parent(p), arr, labels)
         if self.locator.can_rename:
             # Write beside the target under a hidden name, then rename: readers see the old image or
@@ -217,8 +279,9 @@ class ZarrStorageBackend(StorageBackend):
                 committed = True
             except FileExistsError:
                 raise PathExistsError(
-                    f"{p!r} was created by another writer while this one was saving; pass overwrite=True to replace it",
-                    path=p,
+                    f"{logical!r} was created by another writer while this one was saving; pass overwrite=True to "
+                    "replace it",
+                    path=logical,
                     backend=self.name,
                 ) from None
             finally:
@@ -243,7 +306,7 @@ class ZarrStorageBackend(StorageBackend):
         if _is_result(p):
             return self._result_files(p).load(p, **options)
         self._check_options("load", options, _LOAD_OPTIONS, p)
-        kind, meta = self._resolve(p)
+        kind, meta, where = self._locate(p)
         if kind is None:
             raise self._not_found(p)
         if kind == "dir":
@@ -266,7 +329,7 @@ class ZarrStorageBackend(StorageBackend):
         else:
             if label is not None:
                 raise InvalidPathError(f"{p!r}: label= applies to plate planes; this is an image", path=p, backend=self.name)
-            levels = open_levels(self.locator, p, meta=meta)
+            levels = open_levels(self.locator, where, meta=meta)
             if not 0 <= level < len(levels):
                 raise InvalidPathError(f"{p!r} has pyramid levels 0..{len(levels) - 1}, not {level}", path=p, backend=self.name)
             view = ZarrArrayView(levels[level], p)
@@ -274,7 +337,7 @@ class ZarrStorageBackend(StorageBackend):
 
     def stat(self, path: P.PathLike) -> StatResult:
         p = _logical(path)
-        kind, meta = self._resolve(p)
+        kind, meta, where = self._locate(p)
         if kind is None:
             raise self._not_found(p)
         if kind == "dir":
@@ -284,37 +347,56 @@ class ZarrStorageBackend(StorageBackend):
         try:
             view = self.load(p)
         except CorruptDataError as exc:
-            return StatResult(p, "file", size=self.locator.size(self.locator.key(p)), extra={"damaged": str(exc)})
+            return StatResult(p, "file", size=self.locator.size(self.locator.key(where)), extra={"damaged": str(exc)})
         extra = {"shape": view.shape, "dtype": str(view.dtype), "codec": describe_codecs(view.zarr)}
         if kind == "plane":
             # A plane shares its field's shard: report its decoded size.
             return StatResult(p, "file", size=view.nbytes, extra={**extra, "plate": P.parent(p)})
-        return StatResult(p, "file", size=self.locator.size(self.locator.key(p)), extra=extra)
+        return StatResult(p, "file", size=self.locator.size(self.locator.key(where)), extra=extra)
 
     def list_dir(self, path: P.PathLike = ".") -> list[str]:
         p = _logical(path)
-        kind, meta = self._resolve(p)
+        kind, meta, where = self._locate(p)
         if kind is None:
             raise self._not_found(p)
         if kind != "dir":
             raise PathNotADirectoryError(f"{p!r} is a file on the zarr backend, not a directory", path=p, backend=self.name)
-        key = self.locator.key(p)
-        results = [n for n in self.locator.children(key) if _is_result(n) and self._is_result_file(P.join(p, n))]
+        names: set[str] = set()
         if node_kind(meta) == "plate":
-            return P.natural_sorted([*self.plates.names(p, meta), *results])
-        out = list(results)
+            names.update(self.plates.names(where, meta))
+            names.update(n for n in self.locator.children(self.locator.key(where)) if self._is_result_in(where, n))
+        else:
+            names.update(self._entries(where))
+        if where != p:
+            names.update(self._entries(p))  # the folder's subfolders, beside its store
+        return P.natural_sorted(names)
+
+    def _entries(self, folder: str) -> list[str]:
+        """The logical names of what store path ``folder`` holds: nodes, folders (a folder's store ``X.zarr``
+        as ``X``), result files."""
+        key = self.locator.key(folder)
+        out = []
         for name in self.locator.children(key):
-            if name == "zarr.json" or name in results:
+            if name == "zarr.json":
+                continue
+            if self._is_result_in(folder, name):
+                out.append(name)
                 continue
             child = join_key(key, name)
             try:
-                ck = node_kind(self.locator.read_meta(child))
+                meta = self.locator.read_meta(child)
             except CorruptDataError:
                 out.append(name)  # listed: loading it says what is wrong with it
                 continue
-            if ck in ("image", "array", "plate", "dir") or (ck is None and self.locator.has_children(child)):
+            ck = node_kind(meta)
+            if own_attrs(meta).get("folder") and name.lower().endswith(".zarr"):
+                out.append(name[: -len(".zarr")])  # the store of folder X, made by hcsvfs
+            elif ck in ("image", "array", "plate", "dir") or (ck is None and self.locator.is_folder(child)):
                 out.append(name)
-        return P.natural_sorted(out)
+        return out
+
+    def _is_result_in(self, folder: str, name: str) -> bool:
+        return _is_result(name) and self._is_result_file(P.join(folder, name))
 
     def ensure_directory(self, path: P.PathLike) -> None:
         p = _logical(path)
@@ -327,6 +409,12 @@ class ZarrStorageBackend(StorageBackend):
                 raise PathNotADirectoryError(
                     f"cannot create directory {p!r} on the zarr backend: {d!r} is a file", path=p, backend=self.name
                 )
+            if store_path(d) != d:
+                # Outside *.zarr folders a folder is a plain folder, and the leaf gets its store.
+                self.locator.make_folder(self.locator.key(d))
+                if d == p:
+                    self._ensure_store(d)
+                continue
             # A raw metadata write: zarr's group creation would also write into every parent folder.
             self.locator.write_meta(self.locator.key(d), _GROUP)
 
@@ -341,22 +429,33 @@ class ZarrStorageBackend(StorageBackend):
         logical = [_logical(p) for p in paths]
         if len(set(logical)) != len(logical):
             self._check_batch(data_list, paths, overwrite=overwrite)
+        results = [(d, p) for d, p in zip(data_list, logical) if _is_result(p)]
+        if results:  # tables and notes beside the images: files, saved one by one
+            for data, p in results:
+                self._check_options("save_batch", {}, _SAVE_OPTIONS, p)
+                self._result_files(p).save(data, p, overwrite=overwrite)
+            kept = [(d, p) for d, p in zip(data_list, logical) if not _is_result(p)]
+            data_list, logical = [d for d, _ in kept], [p for _, p in kept]
+        for folder in {P.parent(p) for p in logical}:
+            if self.is_dir(folder):
+                self._ensure_store(folder)  # so HCS names there form a plate in it (a missing one fails below)
         parents: dict[str, dict[str, Any] | None] = {}
         planes: list[tuple[PlaneTarget, np.ndarray]] = []
         plain: list[tuple[str, np.ndarray]] = []
         label = options.get("label")
         filled = {_logical(f) for f in options.get("filled") or ()}
         for data, p in zip(data_list, logical):
-            parent = P.parent(p)
+            q = node_path(p)
+            parent = P.parent(q)
             if parent not in parents:
                 parents[parent] = self._meta(parent)
-            target = self.plates.target(p, parents[parent], label=_label_name(label, p))
+            target = self.plates.target(q, parents[parent], label=_label_name(label, p))
             arr = self._as_array(data, p)
             if target is None:
                 plain.append((p, arr))
             else:
                 planes.append((dataclasses.replace(target, filled=True) if p in filled else target, arr))
-        if filled - set(logical):
+        if filled - set(logical) - {p for _, p in results}:
             stray = P.natural_sorted(filled - set(logical))[0]
             raise InvalidPathError(f"filled= names {stray!r}, which this batch does not save", path=stray, backend=self.name)
         if plain and filled & {p for p, _ in plain}:
@@ -384,10 +483,14 @@ class ZarrStorageBackend(StorageBackend):
             self.plates.save(planes, overwrite=overwrite, labels=labels)
         if len(plain) > 1 and self.config.write_threads > 1:
             with ThreadPoolExecutor(self.config.write_threads, thread_name_prefix="hcsvfs-zarr") as pool:
-                list(pool.map(lambda item: self._write_image(item[0], item[1], axes[item[0]], labels, overwrite), plain))
+                list(pool.map(
+                    lambda item: self._write_image(node_path(item[0]), item[1], axes[item[0]], labels, overwrite,
+                                                   logical=item[0]),
+                    plain,
+                ))
         else:
             for p, a in plain:
-                self._write_image(p, a, axes[p], labels, overwrite)
+                self._write_image(node_path(p), a, axes[p], labels, overwrite, logical=p)
 
     def load_batch(self, paths: Sequence[P.PathLike], *, materialize: bool = False, **options: Any) -> list[Any]:
         """Load every path against one snapshot of the metadata: each plate, well and field is read once.
@@ -407,7 +510,17 @@ class ZarrStorageBackend(StorageBackend):
             self._delete_file(p)
             return
         self._check_not_root(p)
-        self.locator.delete_tree(self.locator.key(p))
+        if store_path(p) == p:
+            self.locator.delete_tree(self.locator.key(p))
+            return
+        # A folder outside *.zarr folders: what it holds, its store, then the folder if nothing else (another
+        # backend's files in a shared folder) is left in it.
+        for name in self.list_dir(p):
+            if P.join(p, name) != store_path(p):
+                self.delete_all(P.join(p, name))
+        self.locator.delete_tree(self.locator.key(store_path(p)))
+        if not self.locator.children(self.locator.key(p)):
+            self.locator.delete_tree(self.locator.key(p))
 
     def move(self, src: P.PathLike, dst: P.PathLike, *, overwrite: bool = False) -> None:
         """Move a file or folder; on a local store one atomic rename (of racing movers exactly one wins)."""
@@ -422,14 +535,20 @@ class ZarrStorageBackend(StorageBackend):
                 )
             self._result_files(s).move(s, d, overwrite=overwrite)
             return
-        plane_either_side = kind == "plane" or self.plates.target(d, self._meta(P.parent(d))) is not None
-        if not self.locator.can_rename or plane_either_side:
-            super().move(s, d, overwrite=overwrite)  # planes live inside fields: copy, then delete
-            return
+        dq = node_path(d)
+        plane_either_side = kind == "plane" or self.plates.target(dq, self._meta(P.parent(dq))) is not None
         st = self.stat(s)
+        # Planes live inside fields, and a folder outside *.zarr folders is two places (itself and its store):
+        # those are copied, then deleted.
+        folder_of_two = st.is_dir and (store_path(s) != s or store_path(d) != d)
+        if not self.locator.can_rename or plane_either_side or folder_of_two:
+            super().move(s, d, overwrite=overwrite)
+            return
         self._check_transfer(s, d, st, overwrite)
+        _, _, where = self._locate(s)
+        self._ensure_store(P.parent(d))
         try:
-            self.locator.rename_node(self.locator.key(s), self.locator.key(d), replace=overwrite and st.is_file)
+            self.locator.rename_node(self.locator.key(where), self.locator.key(dq), replace=overwrite and st.is_file)
         except FileNotFoundError:
             raise self._not_found(s) from None  # a racing mover took it first
         except FileExistsError:
@@ -444,34 +563,39 @@ class ZarrStorageBackend(StorageBackend):
         return files is not None and files.is_file(p)
 
     def _delete_file(self, path: str) -> None:
-        kind, meta = self._resolve(path)
+        kind, meta, where = self._locate(path)
         if kind == "result":
             self._result_files(path).delete(path)
         elif kind == "plane":
             assert meta is not None
-            self.plates.remove(P.parent(path), P.basename(path), meta["plate"])
+            self.plates.remove(P.parent(where), P.basename(path), meta["plate"])
         else:
-            self.locator.delete_tree(self.locator.key(path))
+            self.locator.delete_tree(self.locator.key(where))
 
     def _delete_empty_dir(self, path: str) -> None:
+        store = store_path(path)
+        if store != path:
+            self.locator.delete_tree(self.locator.key(store))
+            if self.locator.children(self.locator.key(path)):
+                return  # another backend's files in a shared folder stay, and so does the folder
         self.locator.delete_tree(self.locator.key(path))
 
     # ------------------------------------------------------------------ tools
     def open_plate(self, path: P.PathLike) -> PlateInfo:
         """Rows, columns, wells and fields of the plate at ``path``; ``.field(well, i)`` opens one field lazily."""
         p = _logical(path)
-        meta = self._meta(p)
-        if node_kind(meta) != "plate":
+        kind, meta, where = self._locate(p) if p not in (".", "/") else ("dir", self._meta(p), p)
+        if kind != "dir" or node_kind(meta) != "plate":
             raise InvalidPathError(f"{p!r} is not a plate on the zarr backend", path=p, backend=self.name)
         assert meta is not None
-        return self.plates.info(p, meta)
+        return self.plates.info(where, meta)
 
     def describe(self, path: P.PathLike) -> dict[str, Any]:
         """What is at ``path``, from its metadata alone (no pixel decoded), whoever wrote it and wherever it is:
         a plate (rows, columns, wells, fields, planes, NGFF version), an image (axes, shapes, dtype, levels,
         chunks, shards, codec, channel and label names), a plane of a plate, or a folder."""
         p = _logical(path)
-        what, meta = self._node_type(p)
+        what, meta, where = self._node_type(p)
         if what == "plane":
             assert meta is not None
             ref: PlaneRef = meta["field"]
@@ -482,14 +606,14 @@ class ZarrStorageBackend(StorageBackend):
             st = self._result_files(p).stat(p)
             return {"type": "file", "size": st.size, "stored_by": self._result_files(p).name}
         if what == "array":
-            arr = open_array(self.locator, self.locator.key(p), meta=meta)
+            arr = open_array(self.locator, self.locator.key(where), meta=meta)
             return {"type": "array", "shape": list(arr.shape), "dtype": str(arr.dtype), "chunks": list(arr.chunks),
                     "codec": describe_codecs(arr)}
         if what == "image":
-            return image_facts(self.locator, p, meta)
+            return image_facts(self.locator, where, meta)
         if what == "plate":
             assert meta is not None
-            info = self.plates.info(p, meta)
+            info = self.plates.info(where, meta)
             return {
                 "type": "plate",
                 "format": f"zarr v{meta.get('zarr_format', 3)}",
@@ -510,38 +634,41 @@ class ZarrStorageBackend(StorageBackend):
         PathNotFoundError if nothing is there."""
         return self._node_type(_logical(path))[0]
 
-    def _node_type(self, p: str) -> tuple[str, dict[str, Any] | None]:
-        kind, meta = self._resolve(p)
+    def _node_type(self, p: str) -> tuple[str, dict[str, Any] | None, str]:
+        kind, meta, where = self._locate(p)
         if kind is None:
             raise self._not_found(p)
         if kind == "file":
-            return ("array" if node_kind(meta) == "array" else "image"), meta
+            return ("array" if node_kind(meta) == "array" else "image"), meta, where
         if kind == "dir":
-            return ("plate" if node_kind(meta) == "plate" else "folder"), meta
+            return ("plate" if node_kind(meta) == "plate" else "folder"), meta, where
         if kind == "result":
-            return "file", meta
-        return kind, meta
+            return "file", meta, where
+        return kind, meta, where
 
     def stored_bytes(self, path: P.PathLike) -> int:
         """Bytes stored under ``path`` (a plate, a well or field of it, an image), compressed, as the store holds them."""
-        return self.locator.size(self.locator.key(_logical(path)))
+        p = _logical(path)
+        where = p if p in (".", "/") else self._locate(p)[2]
+        return self.locator.size(self.locator.key(where))
 
     def validate(self, path: P.PathLike) -> list[str]:
         """Validate the image or plate at ``path`` with ome-zarr-models; returns what was checked, raises InvalidMetadataError."""
         p = _logical(path)
-        kind, _ = self._resolve(p)
+        kind, _, where = self._locate(p) if p not in (".", "/") else ("dir", None, p)
         if kind is None:
             raise self._not_found(p)
         if kind == "result":
             raise InvalidPathError(f"{p!r} is a result file, not an OME-Zarr image or plate", path=p, backend=self.name)
         if kind == "plane":
-            p = P.parent(p)
-        group = zarr.open_group(StorePath(self.locator.store, self.locator.key(p)), mode="r")
-        return validate_group(group, p)
+            where = P.parent(where)
+        group = zarr.open_group(StorePath(self.locator.store, self.locator.key(where)), mode="r")
+        return validate_group(group, where)
 
     def rebuild_plate_metadata(self, path: P.PathLike) -> list[str]:
         """Re-list the plate's complete wells from the wells themselves (after several processes wrote one plate)."""
-        return self.plates.rebuild(_logical(path))
+        p = _logical(path)
+        return self.plates.rebuild(store_path(p))
 
     # ------------------------------------------------------------------ helpers
     def _as_array(self, data: Any, p: str) -> np.ndarray:
@@ -567,6 +694,28 @@ class ZarrStorageBackend(StorageBackend):
 
 
 
+def _in_store(p: str) -> bool:
+    """At or inside a ``*.zarr`` folder: there, logical paths are store paths as they are."""
+    return any(part.lower().endswith(".zarr") for part in p.split("/"))
+
+
+def store_path(folder: str) -> str:
+    """Where the images and plates of logical ``folder`` are: ``<folder>.zarr`` beside it, as in the original
+    system (so disk's ``run/x.tif`` and zarr's ``run/x.tif`` never meet); the folder itself at the root and at
+    or inside a ``*.zarr`` folder."""
+    if folder in (".", "/", "") or _in_store(folder):
+        return folder
+    return folder + ".zarr"
+
+
+def node_path(p: str) -> str:
+    """Where the node (image, plate, plane) named by logical ``p`` is: in its folder's store."""
+    parent = P.parent(p)
+    if parent in (".", "/") or _in_store(p):
+        return p
+    return P.join(store_path(parent), P.basename(p))
+
+
 def _is_result(p: str) -> bool:
     """A result file's path (zarr's own ``zarr.json`` is never one)."""
     return p.lower().endswith(RESULT_EXTENSIONS) and P.basename(p) != "zarr.json"
@@ -577,8 +726,19 @@ def _rebuild(root: Any, store: Any, storage_options: Any, config: ZarrConfig) ->
 
 
 def _logical(path: P.PathLike) -> str:
-    """A user's path: normalised, reserved names refused (``..`` is the locator's to judge: cwd mode allows it)."""
-    return P.checked(path, escapes=False)
+    """A user's path: normalised, reserved names refused (``..`` is the locator's to judge: cwd mode allows it),
+    and names that are not text refused: zarr v3 keys are UTF-8 (a lone surrogate, what Python makes of a
+    file name's invalid bytes, has no UTF-8 form)."""
+    p = P.checked(path, escapes=False)
+    try:
+        p.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPathError(
+            f"{p!r} is not valid UTF-8 text, which zarr keys must be; rename it (disk and memory take such names)",
+            path=p,
+            backend="zarr",
+        ) from None
+    return p
 
 
 @overload

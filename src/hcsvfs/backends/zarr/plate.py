@@ -521,7 +521,10 @@ class PlateLayout:
                     backend="zarr",
                 )
             verify()
-            attrs = {"hcsvfs": {"kind": "plate", "parser": self.config.filename_parser}}
+            own: dict[str, Any] = {"kind": "plate", "parser": self.config.filename_parser}
+            if own_attrs(self.locator.read_meta(key)).get("folder"):
+                own["folder"] = True  # a folder's store: still listed under the folder's name
+            attrs = {"hcsvfs": own}
             self.locator.write_meta(key, {"zarr_format": 3, "node_type": "group", "attributes": attrs})
 
     def _commit_well(self, targets: list[PlaneTarget]) -> None:

@@ -237,6 +237,22 @@ class StoreLocator:
             return
         sync(self.store.set(join_key(key, _META), default_buffer_prototype().buffer.from_bytes(data)))
 
+    def is_folder(self, key: str) -> bool:
+        """A folder at ``key`` without zarr metadata: a local directory (empty or not), elsewhere a prefix
+        with something under it (object stores have no empty folders)."""
+        if self._local is not None:
+            return (self._local / key).is_dir()
+        return self.has_children(key)
+
+    def make_folder(self, key: str) -> None:
+        """A plain folder at ``key`` on a local store (elsewhere a folder exists once something is under it)."""
+        if self._local is not None:
+            (self._local / key).mkdir(parents=True, exist_ok=True)
+
+    def is_plain_file(self, key: str) -> bool:
+        """True where a local store has a file (not a folder) at ``key``: another backend's, never a zarr node."""
+        return self._local is not None and (self._local / key).is_file()
+
     def children(self, key: str) -> list[str]:
         """Names directly below ``key`` in the store (files and prefixes alike); hcsvfs's own (temp files, locks) hidden."""
         if self._local is not None:
