@@ -21,7 +21,7 @@ GOALS = ("balanced", "speed", "size")
 #: zarr v3 stores through its gzip codec.
 _ORIGINAL_COMPRESSORS = {"blosc": "lz4", "lz4": "lz4", "zlib": "gzip", "zstd": "zstd", "none": "none"}
 #: WELL: one chunk holds a whole field (all its planes); FILE: one chunk per plane (an original file).
-_ORIGINAL_CHUNKS: dict[str, Literal["plane"] | None] = {"well": None, "file": "plane"}
+_ORIGINAL_CHUNKS: dict[str, str | None] = {"well": None, "file": "plane"}
 
 
 def _positive(value: object) -> bool:
@@ -136,29 +136,22 @@ class ZarrConfig:
 
     def _adopt_original_names(self, compressor: Enum | str | None, chunk_strategy: Enum | str | None) -> None:
         """Map the original system's field names and values onto ours, warning with the new name."""
-        if compressor is not None:
-            if self.compression != "lz4":
-                raise ValueError(f"give compression= or the deprecated compressor=, not both (got {self.compression!r} "
-                                 f"and {compressor!r})")
-            value = _enum_value(compressor, "compressor")
-            if value not in _ORIGINAL_COMPRESSORS:
-                raise ValueError(f"unknown compressor {compressor!r}; valid values: {', '.join(_ORIGINAL_COMPRESSORS)}")
-            new = _ORIGINAL_COMPRESSORS[value]
-            _deprecated(f"ZarrConfig(compressor={value!r})", f"compression={new!r}")
-            object.__setattr__(self, "compression", new)
-        elif self.compression == "zlib":
+        if compressor is None and self.compression == "zlib":
             _deprecated("ZarrConfig(compression='zlib')", "compression='gzip' (the same DEFLATE stream, zarr v3's codec)")
             object.__setattr__(self, "compression", "gzip")
-        if chunk_strategy is not None:
-            if self.chunks != "plane":
-                raise ValueError(f"give chunks= or the deprecated chunk_strategy=, not both (got {self.chunks!r} "
-                                 f"and {chunk_strategy!r})")
-            value = _enum_value(chunk_strategy, "chunk_strategy")
-            if value not in _ORIGINAL_CHUNKS:
-                raise ValueError(f"unknown chunk_strategy {chunk_strategy!r}; valid values: well, file")
-            new_chunks = _ORIGINAL_CHUNKS[value]
-            _deprecated(f"ZarrConfig(chunk_strategy={value.upper()})", f"chunks={new_chunks!r}")
-            object.__setattr__(self, "chunks", new_chunks)
+        originals = (("compressor", compressor, "compression", "lz4", _ORIGINAL_COMPRESSORS),
+                     ("chunk_strategy", chunk_strategy, "chunks", "plane", _ORIGINAL_CHUNKS))
+        for old, given, field, default, table in originals:
+            if given is None:
+                continue
+            if getattr(self, field) != default:
+                raise ValueError(f"give {field}= or the deprecated {old}=, not both (got {getattr(self, field)!r} "
+                                 f"and {given!r})")
+            value = _enum_value(given, old)
+            if value not in table:
+                raise ValueError(f"unknown {old} {given!r}; valid values: {', '.join(table)}")
+            _deprecated(f"ZarrConfig({old}={value!r})", f"{field}={table[value]!r}")
+            object.__setattr__(self, field, table[value])
 
     def channel_name(self, index: int) -> str:
         """The name of channel ``index`` (0-based): the configured one, else ``w<index + 1>``."""
