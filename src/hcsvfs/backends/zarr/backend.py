@@ -117,8 +117,7 @@ class ZarrStorageBackend(StorageBackend):
         if p in (".", "/"):
             return "dir", self._meta(p), p
         if _is_result(p):
-            files = self.files
-            return ("result", None, p) if files is not None and files.is_file(p) else (None, None, p)
+            return ("result", None, p) if self._is_result_file(p) else (None, None, p)
         node = node_path(p)
         parent = P.parent(node)
         pmeta = self._meta(parent)
@@ -177,13 +176,14 @@ class ZarrStorageBackend(StorageBackend):
             # node here between the two reads; looking once more tells them apart.
         return "dir", None
 
-    def _ensure_store(self, folder: str) -> None:
-        """Make ``folder``'s store (``<folder>.zarr``, marked as the folder's) if it has none yet."""
+    def _ensure_store(self, folder: str) -> bool:
+        """Make ``folder``'s store (``<folder>.zarr``, marked as the folder's) if it has none yet; True if made."""
         store = store_path(folder)
         if store == folder or node_kind(self._meta(store)) in ("plate", "dir"):
-            return
+            return False
         # A raw metadata write: zarr's group creation would also write into every parent folder.
         self.locator.write_meta(self.locator.key(store), _FOLDER_STORE)
+        return True
 
     def save_options(self, data: Any, path: str) -> frozenset[str]:
         return _SAVE_OPTIONS
@@ -223,6 +223,13 @@ class ZarrStorageBackend(StorageBackend):
         arr = self._as_array(data, p)
         q = node_path(p)
         target = self.plates.target(q, self._meta(P.parent(q)), label=_label_name(label, p))
+        if target is not None and label is not None:
+            self._require_parent(p)  # the name is the raw plane's: the label index says whether this one exists
+        else:
+            self._check_target(p, overwrite)
+        if target is None and self._ensure_store(P.parent(p)):
+            # The folder's store was made just now: HCS names there make it a plate.
+            target = self.plates.target(q, self._meta(P.parent(q)), label=_label_name(label, p))
         if filled:
             if target is None:
                 raise InvalidPathError(
@@ -230,15 +237,6 @@ class ZarrStorageBackend(StorageBackend):
                     path=p, backend=self.name,
                 )
             target = dataclasses.replace(target, filled=True)
-        if target is not None and label is not None:
-            self._require_parent(p)  # the name is the raw plane's: the label index says whether this one exists
-        else:
-            self._check_target(p, overwrite)
-        self._ensure_store(P.parent(p))
-        if target is None:  # the folder's store was made just now: HCS names there make it a plate
-            target = self.plates.target(q, self._meta(P.parent(q)), label=_label_name(label, p))
-            if filled and target is not None:
-                target = dataclasses.replace(target, filled=True)
         if target is not None:
             self.plates.check([(target, arr)], overwrite)
             self.plates.save([(target, arr)], overwrite=overwrite, labels=labels)
@@ -429,21 +427,22 @@ class ZarrStorageBackend(StorageBackend):
         logical = [_logical(p) for p in paths]
         if len(set(logical)) != len(logical):
             self._check_batch(data_list, paths, overwrite=overwrite)
+        filled = {_logical(f) for f in options.get("filled") or ()}
+        if filled - set(logical):
+            stray = P.natural_sorted(filled - set(logical))[0]
+            raise InvalidPathError(f"filled= names {stray!r}, which this batch does not save", path=stray, backend=self.name)
+        # Tables and notes beside the images are files, saved one by one after the arrays.
         results = [(d, p) for d, p in zip(data_list, logical) if _is_result(p)]
-        if results:  # tables and notes beside the images: files, saved one by one
-            for data, p in results:
-                self._check_options("save_batch", {}, _SAVE_OPTIONS, p)
-                self._result_files(p).save(data, p, overwrite=overwrite)
+        if results:
             kept = [(d, p) for d, p in zip(data_list, logical) if not _is_result(p)]
             data_list, logical = [d for d, _ in kept], [p for _, p in kept]
         for folder in {P.parent(p) for p in logical}:
-            if self.is_dir(folder):
+            if store_path(folder) != folder and self.is_dir(folder):
                 self._ensure_store(folder)  # so HCS names there form a plate in it (a missing one fails below)
         parents: dict[str, dict[str, Any] | None] = {}
         planes: list[tuple[PlaneTarget, np.ndarray]] = []
         plain: list[tuple[str, np.ndarray]] = []
         label = options.get("label")
-        filled = {_logical(f) for f in options.get("filled") or ()}
         for data, p in zip(data_list, logical):
             q = node_path(p)
             parent = P.parent(q)
@@ -455,11 +454,9 @@ class ZarrStorageBackend(StorageBackend):
                 plain.append((p, arr))
             else:
                 planes.append((dataclasses.replace(target, filled=True) if p in filled else target, arr))
-        if filled - set(logical) - {p for _, p in results}:
-            stray = P.natural_sorted(filled - set(logical))[0]
-            raise InvalidPathError(f"filled= names {stray!r}, which this batch does not save", path=stray, backend=self.name)
-        if plain and filled & {p for p, _ in plain}:
-            stray = next(p for p, _ in plain if p in filled)
+        not_planes = [p for p, _ in plain] + [p for _, p in results]
+        if filled & set(not_planes):
+            stray = next(p for p in not_planes if p in filled)
             raise InvalidPathError(
                 f"{stray!r}: filled= marks stand-ins for missing planes of a plate; this is not a plate plane",
                 path=stray, backend=self.name,
@@ -491,6 +488,8 @@ class ZarrStorageBackend(StorageBackend):
         else:
             for p, a in plain:
                 self._write_image(node_path(p), a, axes[p], labels, overwrite, logical=p)
+        for data, p in results:
+            self._result_files(p).save(data, p, overwrite=overwrite)
 
     def load_batch(self, paths: Sequence[P.PathLike], *, materialize: bool = False, **options: Any) -> list[Any]:
         """Load every path against one snapshot of the metadata: each plate, well and field is read once.
@@ -516,8 +515,7 @@ class ZarrStorageBackend(StorageBackend):
         # A folder outside *.zarr folders: what it holds, its store, then the folder if nothing else (another
         # backend's files in a shared folder) is left in it.
         for name in self.list_dir(p):
-            if P.join(p, name) != store_path(p):
-                self.delete_all(P.join(p, name))
+            self.delete_all(P.join(p, name))
         self.locator.delete_tree(self.locator.key(store_path(p)))
         if not self.locator.children(self.locator.key(p)):
             self.locator.delete_tree(self.locator.key(p))
@@ -584,7 +582,7 @@ class ZarrStorageBackend(StorageBackend):
     def open_plate(self, path: P.PathLike) -> PlateInfo:
         """Rows, columns, wells and fields of the plate at ``path``; ``.field(well, i)`` opens one field lazily."""
         p = _logical(path)
-        kind, meta, where = self._locate(p) if p not in (".", "/") else ("dir", self._meta(p), p)
+        kind, meta, where = self._locate(p)
         if kind != "dir" or node_kind(meta) != "plate":
             raise InvalidPathError(f"{p!r} is not a plate on the zarr backend", path=p, backend=self.name)
         assert meta is not None
@@ -648,14 +646,12 @@ class ZarrStorageBackend(StorageBackend):
 
     def stored_bytes(self, path: P.PathLike) -> int:
         """Bytes stored under ``path`` (a plate, a well or field of it, an image), compressed, as the store holds them."""
-        p = _logical(path)
-        where = p if p in (".", "/") else self._locate(p)[2]
-        return self.locator.size(self.locator.key(where))
+        return self.locator.size(self.locator.key(self._locate(_logical(path))[2]))
 
     def validate(self, path: P.PathLike) -> list[str]:
         """Validate the image or plate at ``path`` with ome-zarr-models; returns what was checked, raises InvalidMetadataError."""
         p = _logical(path)
-        kind, _, where = self._locate(p) if p not in (".", "/") else ("dir", None, p)
+        kind, _, where = self._locate(p)
         if kind is None:
             raise self._not_found(p)
         if kind == "result":
