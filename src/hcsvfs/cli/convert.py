@@ -63,9 +63,8 @@ def convert(
     """
     from ..backends.zarr import ZarrStorageBackend
     from ..config import ZarrConfig
-    from ..hcs import parse_filename
     from ..pipeline.ingest import output_name, scan_plate
-    from ..pipeline.microscopes import pattern_parser
+    from ..pipeline.microscopes import name_parser
 
     fm = cli_filemanager(metrics=metrics is not None)
     src, dst = parse_target(source, fm), parse_target(destination, fm)
@@ -86,10 +85,7 @@ def convert(
     if missing not in ("error", "fill"):
         raise CliError(f"--missing must be error or fill, not {missing!r}", EXIT_USAGE)
     try:  # a bad --pattern or --parser is a usage error, found before anything is read
-        if pattern is not None:
-            pattern_parser(pattern)
-        elif parser != "auto":
-            parse_filename("", parser)
+        name_parser(parser, pattern)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     layout = scan_plate(fm, src.path, src.backend, parser=parser, pattern=pattern, missing=cast(Any, missing))

@@ -223,11 +223,9 @@ def _account_for_missing(
     keys = set(seen) | set(named)
     wells = set(acq.wells or ()) | {k.well for k in keys}
     axes = [sorted({getattr(k, a) for k in keys}) for a in ("field", "channel", "z", "t")]
-    absent = sorted(
-        HCSName(*parse_well(w), f, c, z, t)
-        for w in wells for f in axes[0] for c in axes[1] for z in axes[2] for t in axes[3]
-        if HCSName(*parse_well(w), f, c, z, t) not in seen
-    )
+    grid = (HCSName(*parse_well(w), f, c, z, t) for w in wells for f in axes[0] for c in axes[1] for z in axes[2]
+            for t in axes[3])
+    absent = sorted(key for key in grid if key not in seen)
     if not absent:
         return
     if policy == "error":

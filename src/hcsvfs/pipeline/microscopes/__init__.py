@@ -7,6 +7,8 @@ else. :func:`read_acquisition` finds the metadata file among a folder's files an
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ... import paths as P
 from ...filemanager import FileManager
 from ...hcs import parse_filename
@@ -21,6 +23,7 @@ __all__ = [
     "Acquisition",
     "MicroscopeMetadataError",
     "read_acquisition",
+    "name_parser",
     "pattern_parser",
     "parse_harmony",
     "parse_cellvoyager",
@@ -49,7 +52,7 @@ def read_acquisition(
     """The acquisition behind a folder's ``files`` (every file under it): its instrument's metadata where one
     of theirs is there, and the parser for its ``images``' names (``pattern`` or ``parser`` override the one the
     metadata implies)."""
-    chosen = _chosen_parser(parser, pattern)
+    chosen = name_parser(parser, pattern)
     by_name: dict[str, list[str]] = {}
     for f in files:
         by_name.setdefault(P.basename(f), []).append(f)
@@ -72,13 +75,13 @@ def read_acquisition(
         else:
             acq = Acquisition(vendor="names", parser=metaxpress)
     if chosen is not None and acq.parser is not chosen:
-        from dataclasses import replace
-
         acq = replace(acq, parser=chosen, vendor=acq.vendor if pattern is None else f"{acq.vendor}+pattern")
     return acq
 
 
-def _chosen_parser(parser: str | FilenameParser, pattern: str | None) -> FilenameParser | None:
+def name_parser(parser: str | FilenameParser, pattern: str | None) -> FilenameParser | None:
+    """The parser the caller chose (``pattern`` first, then ``parser``), None for ``"auto"`` (the metadata
+    decides); ValueError for a bad pattern or an unknown parser name."""
     if pattern is not None:
         return pattern_parser(pattern)
     if callable(parser):

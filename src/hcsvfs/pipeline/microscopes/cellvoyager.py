@@ -15,7 +15,7 @@ from ... import paths as P
 from ...filemanager import FileManager
 from ...hcs import HCSName, parse_well, register_parser
 from ...registry import BackendRef
-from .acquisition import Acquisition, MicroscopeMetadataError, read_xml
+from .acquisition import Acquisition, MicroscopeMetadataError, local_name, read_xml
 
 __all__ = ["MEASUREMENT_DATA", "parse_cellvoyager", "read_cellvoyager"]
 
@@ -108,7 +108,7 @@ def read_cellvoyager(fm: FileManager, mlf: str, backend: BackendRef) -> Acquisit
 def _attr(element: ET.Element, name: str) -> str | None:
     """A ``bts:`` attribute by its local name (the namespace URI has changed between CellVoyager versions)."""
     for key, value in element.attrib.items():
-        if key.rsplit("}", 1)[-1] == name:
+        if local_name(key) == name:
             return value
     return None
 
@@ -117,7 +117,7 @@ def _number(element: ET.Element, name: str, path: str) -> int:
     value = _attr(element, name)
     if value is None or not value.isdigit():
         raise MicroscopeMetadataError(
-            f"{path!r}: bts:{name} is {value!r} in a <{element.tag.rsplit('}', 1)[-1]}>; expected a whole number",
+            f"{path!r}: bts:{name} is {value!r} in a <{local_name(element.tag)}>; expected a whole number",
             path=path,
         )
     return int(value)
