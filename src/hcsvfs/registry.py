@@ -75,8 +75,6 @@ class _Lazy:
         return f"{self.module}.{self.attr}"
 
 
-_lazy = _Lazy
-
 
 class StorageRegistry:
     """Maps backend names to backend instances.
@@ -241,9 +239,9 @@ def _entry_point_factory(ep: EntryPoint) -> _Factory:
 def create_default_registry() -> StorageRegistry:
     """A fresh registry with memory, disk and zarr; disk and zarr rooted at the working directory."""
     reg = StorageRegistry()
-    reg.register_backend(Backend.MEMORY, _lazy("hcsvfs.backends.memory", "MemoryStorageBackend"))
-    reg.register_backend(Backend.DISK, _lazy("hcsvfs.backends.disk", "DiskStorageBackend"))
-    reg.register_backend(Backend.ZARR, _lazy("hcsvfs.backends.zarr", "ZarrStorageBackend"))
+    reg.register_backend(Backend.MEMORY, _Lazy("hcsvfs.backends.memory", "MemoryStorageBackend"))
+    reg.register_backend(Backend.DISK, _Lazy("hcsvfs.backends.disk", "DiskStorageBackend"))
+    reg.register_backend(Backend.ZARR, _Lazy("hcsvfs.backends.zarr", "ZarrStorageBackend"))
     return reg
 
 

@@ -397,9 +397,9 @@ class MemoryOverlay(StorageBackend):
             ticket = object()
             self._waiting.append(ticket)
             self._counters.pauses += 1
+            freed = self._freed
         paused_at = time.monotonic()
         deadline = paused_at + self.pause_timeout
-        freed = -1
         failures = 0
         try:
             while True:
