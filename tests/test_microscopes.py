@@ -316,3 +316,16 @@ def test_a_layout_travels_to_workers_without_its_parser(tmp_path: Path, fm: File
     assert copy.wells == layout.wells and copy.acquisition.channel_names == {1: "DAPI", 2: "FITC"}
     with pytest.raises(RuntimeError, match="without its file-name parser"):
         copy.acquisition.parser("A01_s1_w1.tif")
+
+
+def test_filled_into_a_folder_without_a_store_yet_and_on_result_files(tmp_path: Path) -> None:
+    from hcsvfs.errors import InvalidPathError
+
+    backend = ZarrStorageBackend(tmp_path)
+    (tmp_path / "plain").mkdir()  # a folder the zarr backend has no store for yet
+    backend.save(np.zeros(SHAPE, np.uint16), "plain/A01_s1_w1.tif", filled=True)
+    assert backend.open_plate("plain").wells["A01"].missing == ["A01_s1_w1.tif"]
+    with pytest.raises(InvalidPathError, match="not a plate plane"):
+        backend.save_batch([np.zeros(SHAPE, np.uint16), "a,b\n"], ["plain/A01_s1_w2.tif", "plain/t.csv"],
+                           filled=["plain/t.csv"])
+    assert not (tmp_path / "plain" / "t.csv").exists() and "A01_s1_w2.tif" not in backend.list_dir("plain")
