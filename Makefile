@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Any Python from 3.11 on: `make test PYTHON=python3.13` builds its own .venv-python3.13 beside .venv, and pip
+# takes the newest zarr/ome-zarr that Python supports. The torch extra installs on 3.11 only (pyproject.toml).
 PYTHON ?= python3
-VENV   ?= .venv
+VENV   ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 
@@ -15,7 +17,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(PY)
 	$(PIP) install -q -e .
 	@touch $@
 
-# torch is pinned exactly in the extra (a local CPU wheel); s3fs and moto come in one command.
+# torch is pinned exactly in the extra (a local CPU wheel, Python 3.11); s3fs and moto come in one command.
 $(VENV)/.test-installed: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[dev,torch,s3,dask,metrics]'
 	@touch $@ $(VENV)/.demo-installed
@@ -42,4 +44,4 @@ bench: $(VENV)/.bench-installed
 	$(PY) -m hcsvfs.cli bench
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache .hypothesis
+	rm -rf .venv .venv-* demo_output .pytest_cache .hypothesis

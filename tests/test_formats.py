@@ -10,7 +10,6 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import hcsvfs.backends.disk
 import hcsvfs.formats
@@ -35,8 +34,6 @@ def reg() -> FormatRegistry:
         ("x.ome.tif", "ome-tiff"),
         ("X.OME.TIFF", "ome-tiff"),
         ("x.npy", "npy"),
-        ("x.pt", "torch"),
-        ("x.pth", "torch"),
         ("x.json", "json"),
         ("x.csv", "csv"),
         ("x.txt", "text"),
@@ -54,8 +51,6 @@ def test_by_extension(reg: FormatRegistry, path: str, name: str) -> None:
     [
         (np.zeros((2, 2)), "npy"),
         (np.zeros(()), "npy"),
-        (torch.zeros(2), "torch"),
-        ({"w": torch.zeros(2)}, "torch"),
         ("text", "text"),
         ({"a": 1, "b": [1.5, None]}, "json"),
         ([{"well": "A01", "n": 1}], "json"),  # row dicts are JSON unless the path says .csv
@@ -70,7 +65,6 @@ def test_chosen_by_type_without_an_extension(reg: FormatRegistry, obj: Any, name
 
 def test_extension_wins_over_type(reg: FormatRegistry) -> None:
     assert reg.for_save([{"well": "A01"}], "t.csv").name == "csv"
-    assert reg.for_save(torch.zeros((2, 2)), "t.tif").name == "tiff"
     assert reg.for_save("a string", "s.json").name == "json"
     with pytest.raises(UnsupportedTypeError) as info:
         reg.for_save({"a": 1}, "d.npy")
@@ -93,7 +87,6 @@ def test_an_unknown_extension_takes_bytes_only(reg: FormatRegistry) -> None:
     ("obj", "name"),
     [
         (np.zeros((3, 3), np.uint16), "npy"),
-        (torch.ones(2), "torch"),
         ({"a": [1, 2]}, "json"),
         ("plain text ✓", "text"),
         (b"\xff\xfe\x00binary", "bytes"),

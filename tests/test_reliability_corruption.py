@@ -39,23 +39,28 @@ def _same(got: Any, want: Any) -> bool:
 
 def _objects() -> dict[str, Any]:
     import pandas as pd
-    import torch
 
-    return {
+    objects = {
         "img.tif": ARRAY,
         "img.ome.tif": ARRAY[None],
         "arr.npy": ARRAY,
-        "t.pt": torch.arange(500, dtype=torch.float32),
         "m.json": {"well": "A01", "counts": list(range(60))},
         "table.csv": pd.DataFrame({"a": range(40), "b": [f"cell{i}" for i in range(40)]}),
     }
+    try:
+        import torch
+    except ImportError:  # the torch extra is for Python 3.11 only: the .pt case skips with that reason
+        return objects
+    return {**objects, "t.pt": torch.arange(500, dtype=torch.float32)}
 
 
-@pytest.mark.parametrize("name", sorted(_objects()))
+@pytest.mark.parametrize("name", ["arr.npy", "img.ome.tif", "img.tif", "m.json", "t.pt", "table.csv"])
 def test_truncated_files_raise_corrupt_data_error_naming_the_path(
     tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.CRITICAL, logger="tifffile")  # tifffile logs every bad tag it skips
+    if name.endswith(".pt"):
+        pytest.importorskip("torch", reason="torch is not installed (the torch extra is for Python 3.11 only)")
     obj = _objects()[name]
     disk = DiskStorageBackend(tmp_path / "root")
     disk.ensure_directory("plate/A01")

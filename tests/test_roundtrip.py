@@ -7,11 +7,9 @@ back in native byte order with the same values (documented in docs/core.md).
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -131,94 +129,3 @@ def test_non_contiguous_and_big_endian_views(disk: DiskStorageBackend, ext: str,
     path = fresh(ext)
     disk.save(a, path)
     assert same(disk.load(path), a, exact_byte_order=ext == ".npy")
-
-
-# ---------------------------------------------------------------- torch
-TORCH_DTYPES = [
-    torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32,
-    torch.uint64, torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128,
-]  # fmt: skip
-
-
-def tensors() -> st.SearchStrategy[torch.Tensor]:
-    """Tensors of every torch dtype, 0-D..5-D, built from random float values (NaNs for float kinds)."""
-
-    def build(values: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-        t = torch.from_numpy(values)
-        if dtype == torch.bool:
-            return t > 0
-        if not (dtype.is_floating_point or dtype.is_complex):
-            t = torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0).clamp(-100, 100)
-            if dtype in (torch.uint8, torch.uint16, torch.uint32, torch.uint64):
-                t = t.abs()
-        return t.to(dtype)
-
-    values = hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4))
-    return st.builds(build, values, st.sampled_from(TORCH_DTYPES))
-
-
-def same_tensor(got: object, want: torch.Tensor) -> bool:
-    assert isinstance(got, torch.Tensor)
-    if got.dtype != want.dtype or got.shape != want.shape:
-        return False
-    # uint16/32/64 lack comparison kernels on CPU and NumPy has no bfloat16: compare where both can.
-    if want.dtype in (torch.uint16, torch.uint32, torch.uint64):
-        return bool(np.array_equal(got.numpy(), want.numpy()))
-    a, b = (got.float(), want.float()) if want.dtype == torch.bfloat16 else (got, want)
-    if a.is_floating_point() or a.is_complex():
-        return bool(torch.allclose(a, b, equal_nan=True, rtol=0, atol=0))  # exact, NaN == NaN
-    return bool(torch.equal(a, b))
-
-
-@given(tensors())
-def test_torch_tensors_round_trip_through_pt(disk: DiskStorageBackend, t: torch.Tensor) -> None:
-    path = fresh(".pt")
-    disk.save(t, path)
-    assert same_tensor(disk.load(path), t)
-
-
-@given(tensors())
-def test_torch_tensors_chosen_by_type_stay_tensors(disk: DiskStorageBackend, t: torch.Tensor) -> None:
-    path = fresh("")  # no extension: a tensor goes to .pt (kept a tensor), not .npy
-    disk.save(t, path)
-    assert same_tensor(disk.load(path), t)
-
-
-def test_torch_non_contiguous_and_state_dict(disk: DiskStorageBackend) -> None:
-    base = torch.arange(60, dtype=torch.float32).reshape(6, 10)
-    view = base.T[::2]
-    path = fresh(".pt")
-    disk.save(view, path)
-    got = disk.load(path)
-    assert torch.equal(got, view)
-    state = {"weight": base, "bias": torch.zeros(3, dtype=torch.float16), "steps": [torch.tensor(1), torch.tensor(2)]}
-    path = fresh(".pth")
-    disk.save(state, path)
-    loaded = disk.load(path)
-    assert loaded.keys() == state.keys() and torch.equal(loaded["weight"], base)
-    assert loaded["bias"].dtype == torch.float16 and [int(x) for x in loaded["steps"]] == [1, 2]
-
-
-@pytest.mark.parametrize("ext", [".npy", ".tif"])
-def test_torch_tensor_to_numpy_formats_loads_as_numpy(disk: DiskStorageBackend, ext: str) -> None:
-    t = torch.arange(24, dtype=torch.int32).reshape(4, 6)
-    path = fresh(ext)
-    disk.save(t, path)
-    got = disk.load(path)
-    assert isinstance(got, np.ndarray) and got.dtype == np.int32
-    assert np.array_equal(got, t.numpy())
-
-
-def test_bfloat16_widens_losslessly_for_numpy_formats(disk: DiskStorageBackend) -> None:
-    t = torch.tensor([[1.5, -2.25], [3.0, 1e30]], dtype=torch.bfloat16)
-    path = fresh(".npy")
-    disk.save(t, path)
-    got = disk.load(path)
-    assert got.dtype == np.float32 and np.array_equal(got, t.float().numpy())
-
-
-def test_memory_keeps_tensors_alive(tmp_path: Path) -> None:
-    t = torch.ones(3, requires_grad=True)
-    mem = MemoryStorageBackend()
-    mem.save(t, "t")
-    assert mem.load("t") is t and mem.stat("t").size == 12

@@ -113,13 +113,25 @@ class OmeTiffFormat(TiffFormat):
             data = series.asarray(**options)
             _check_ome_xml(tif.ome_metadata)
             written = _written_axes(tif.ome_metadata)
-            full_axes, full_shape = series.get_axes(False), series.get_shape(False)
+            full_axes, full_shape = _unsqueezed(tif, series)
         if written is None or not set(written) <= set(full_axes):
             return data  # a foreign OME-TIFF: tifffile's squeezed shape
         return data.reshape([full_shape[full_axes.index(a)] for a in written])
 
     def sniff(self, head: bytes) -> bool:
         return False  # plain TIFF's sniff reads these too
+
+
+def _unsqueezed(tif: Any, series: Any) -> tuple[str, tuple[int, ...]]:
+    """The first series' axes and shape with its length-1 dimensions kept.
+
+    tifffile 2026.4 (the release for Python 3.12+) replaced ``series.get_axes(False)`` with
+    ``tif.series(squeeze=False)``; Python 3.11 gets the older release, so both are asked in turn.
+    """
+    if hasattr(series, "get_axes"):
+        return series.get_axes(False), tuple(series.get_shape(False))
+    full = tif.series(squeeze=False)[0]
+    return full.axes, tuple(full.shape)
 
 
 @functools.cache

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from zarr.codecs import BloscCname, BloscCodec, BloscShuffle, Crc32cCodec, GzipCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec
 
 from ...config import ZarrConfig
 
 __all__ = ["compressors", "array_layout", "describe_codecs"]
 
-_BLOSC_SHUFFLE = {"byte": BloscShuffle.shuffle, "bit": BloscShuffle.bitshuffle, "none": BloscShuffle.noshuffle}
+# Names, not zarr's enums: zarr 3.1 takes either, and zarr 3.2+ deprecates the enums (3.4 cannot build BloscCname).
+_BLOSC_SHUFFLE = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}
 
 
 def compressors(config: ZarrConfig) -> list[Any]:
@@ -20,7 +21,7 @@ def compressors(config: ZarrConfig) -> list[Any]:
     chain: list[Any] = []
     if config.compression in ("lz4", "lz4hc", "zstd"):
         shuffle = _BLOSC_SHUFFLE[config.shuffle]
-        chain.append(BloscCodec(cname=BloscCname(config.compression), clevel=config.compression_level, shuffle=shuffle))
+        chain.append(BloscCodec(cname=config.compression, clevel=config.compression_level, shuffle=shuffle))
     elif config.compression == "gzip":
         chain.append(GzipCodec(level=config.compression_level))
     if config.checksum:
