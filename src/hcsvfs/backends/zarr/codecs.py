@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec
 
@@ -11,7 +11,10 @@ from ...config import ZarrConfig
 __all__ = ["compressors", "array_layout", "describe_codecs"]
 
 # Names, not zarr's enums: zarr 3.1 takes either, and zarr 3.2+ deprecates the enums (3.4 cannot build BloscCname).
-_BLOSC_SHUFFLE = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}
+_BLOSC_CNAME: dict[str, Literal["lz4", "lz4hc", "zstd"]] = {"lz4": "lz4", "lz4hc": "lz4hc", "zstd": "zstd"}
+_BLOSC_SHUFFLE: dict[str, Literal["shuffle", "bitshuffle", "noshuffle"]] = {
+    "byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"
+}
 
 
 def compressors(config: ZarrConfig) -> list[Any]:
@@ -19,9 +22,9 @@ def compressors(config: ZarrConfig) -> list[Any]:
     if config.compression == "auto":
         raise ValueError("compression='auto' is resolved per array before encoding (autocodec.CodecChooser)")
     chain: list[Any] = []
-    if config.compression in ("lz4", "lz4hc", "zstd"):
-        shuffle = _BLOSC_SHUFFLE[config.shuffle]
-        chain.append(BloscCodec(cname=config.compression, clevel=config.compression_level, shuffle=shuffle))
+    if config.compression in _BLOSC_CNAME:
+        cname, shuffle = _BLOSC_CNAME[config.compression], _BLOSC_SHUFFLE[config.shuffle]
+        chain.append(BloscCodec(cname=cname, clevel=config.compression_level, shuffle=shuffle))
     elif config.compression == "gzip":
         chain.append(GzipCodec(level=config.compression_level))
     if config.checksum:
