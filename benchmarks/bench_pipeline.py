@@ -7,10 +7,11 @@ Variants (each in its own subprocess, so each peak RSS is its own):
 * ``in-process``: LocalExecutor, intermediates in a memory overlay with a small budget;
 * ``process pool (2)``: ProcessPoolExecutor(2), same storage;
 * ``dask LocalCluster (2)``: DaskExecutor, 2 worker processes, 1 thread each;
+* ``..., second run``: the same executors, started once; the second of two runs is timed;
 * ``by hand``: tifffile reads the whole plate into RAM, the same scipy/skimage
   calls, ome-zarr-py writes the plate (what a script without hcsvfs does).
 
-Targets (issue 5): 2 workers >= 1.6x one worker; peak RSS under the run's
+Targets (issues 5 and 16): 2 workers >= 1.6x one worker (Dask >= 1.4x); peak RSS under the run's
 memory budget where the by-hand version exceeds it. Peak RSS is Linux VmHWM
 (the largest single process; for pools, the parent and each worker separately).
 """
@@ -46,7 +47,11 @@ def _pipeline():
 
 
 def run_variant(variant: str, plate: str, out: str) -> dict:
-    """Run one variant in this process; returns seconds, peak RSS of each process, and the cell count."""
+    """Run one variant in this process; returns seconds, peak RSS of each process, and the cell count.
+
+    ``<variant>:warm`` times the second of two runs on one started executor (the first writes elsewhere):
+    what a session that runs plate after plate gets once its workers are up.
+    """
     import scipy.ndimage  # noqa: F401  imports are not data: load them before the clock starts
     import skimage.filters  # noqa: F401
 
@@ -57,19 +62,26 @@ def run_variant(variant: str, plate: str, out: str) -> dict:
         start = time.perf_counter()
         cells = by_hand(plate, out)
         return {"seconds": time.perf_counter() - start, "peak_rss": peak_rss(), "worker_peak_rss": 0, "cells": cells}
-    if variant == "dask":
+    kind, _, warm = variant.partition(":")
+    if kind == "dask":
         from hcsvfs.pipeline import DaskExecutor
 
         executor = DaskExecutor(workers=2)
     else:
-        executor = LocalExecutor() if variant == "local" else ProcessPoolExecutor(2)
+        executor = LocalExecutor() if kind == "local" else ProcessPoolExecutor(2)
     storage = StorageConfig(budget=WORKER_BUDGET, spill_dir=str(Path(out).parent))
-    start = time.perf_counter()
-    report = _pipeline().run(plate, out, executor=executor, storage=storage)
-    seconds = time.perf_counter() - start
+    if warm:
+        executor.start()
+        _pipeline().run(plate, out + "-first", executor=executor, storage=storage).raise_for_failures()
+    try:
+        start = time.perf_counter()
+        report = _pipeline().run(plate, out, executor=executor, storage=storage)
+        seconds = time.perf_counter() - start
+    finally:
+        executor.close()
     report.raise_for_failures()
     workers = max(r.peak_rss for r in report.completed)
-    return {"seconds": seconds, "peak_rss": peak_rss(), "worker_peak_rss": workers if variant != "local" else 0,
+    return {"seconds": seconds, "peak_rss": peak_rss(), "worker_peak_rss": workers if kind != "local" else 0,
             "cells": int(report.table().cells.sum()), "spills": sum(r.spills for r in report.completed)}
 
 
@@ -140,7 +152,8 @@ def main() -> None:
         return
     params = SIZES["quick" if args.quick else "full"]
     variants = {"in-process": "local", "process pool (2)": "processes", "dask LocalCluster (2)": "dask",
-                "by hand (tifffile+numpy+ome-zarr-py)": "by-hand"}
+                "in-process, second run": "local:warm", "process pool (2), second run": "processes:warm",
+                "dask LocalCluster (2), second run": "dask:warm", "by hand (tifffile+numpy+ome-zarr-py)": "by-hand"}
     measured = {}
     with tempfile.TemporaryDirectory(prefix="hcsvfs-bench-pipeline-") as tmp:
         plate_bytes = make_plate(Path(tmp) / "in", params)
@@ -152,21 +165,23 @@ def main() -> None:
                 sys.exit(f"{label} failed:\n{proc.stderr[-3000:]}")
             measured[label] = json.loads(proc.stdout.strip().splitlines()[-1])
     budget = plate_bytes // 2  # the run's memory budget: half the plate
-    one = measured["in-process"]["seconds"]
     hand = measured["by hand (tifffile+numpy+ome-zarr-py)"]
     results = []
     print(f"plate: {params} = {plate_bytes / 2**20:.0f} MiB of TIFFs; run budget {budget / 2**20:.0f} MiB, "
           f"overlay budget {WORKER_BUDGET} per process")
     print(f"{'variant':40} {'wall s':>8} {'speed-up':>9} {'peak RSS MiB':>13} {'worker MiB':>11} {'cells':>8}")
     for label, m in measured.items():
-        speedup = one / m["seconds"]
+        # A second run is compared with the in-process second run: both have their imports done.
+        base = "in-process, second run" if label.endswith("second run") else "in-process"
+        speedup = measured[base]["seconds"] / m["seconds"]
         largest = max(m["peak_rss"], m["worker_peak_rss"])
         print(f"{label:40} {m['seconds']:8.2f} {speedup:8.2f}x {m['peak_rss'] / 2**20:13.0f} "
               f"{m['worker_peak_rss'] / 2**20:11.0f} {m['cells']:8d}")
         parallel = label.startswith(("process", "dask"))
+        goal = 1.4 if label.startswith("dask") else 1.6  # issue 16: Dask's own scheduler costs are allowed for
         results.append({"name": f"{label} wall time", "value": round(m["seconds"], 3), "unit": "s",
-                        "ratio_to": "in-process wall time", "ratio": round(m["seconds"] / one, 3),
-                        **({"target": "speed-up >= 1.6x one worker", "met": speedup >= 1.6} if parallel else {})})
+                        "ratio_to": f"{base} wall time", "ratio": round(m["seconds"] / measured[base]["seconds"], 3),
+                        **({"target": f"speed-up >= {goal}x one worker", "met": speedup >= goal} if parallel else {})})
         results.append({"name": f"{label} peak RSS (largest process)", "value": largest, "unit": "bytes",
                         "ratio_to": "by hand peak RSS", "ratio": round(largest / hand["peak_rss"], 3),
                         "target": f"< run budget {budget} bytes", "met": largest < budget})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +167,86 @@ def test_dask_reports_the_well_and_step_that_raised(plate: str, cluster, tmp_pat
     assert len(report.failures) == 1 and len(report.completed) == 3
     err = next(iter(report.failures.values()))
     assert isinstance(err, StepFailedError) and err.step == "0_fail_once" and "bad pixel math" in str(err)
+
+
+# ---------------------------------------------------------------- started executors: warm workers across runs
+def note_worker(image, folder: str, module: str):
+    """Record this worker's pid, and whether ``module`` was already imported when its first image came."""
+    Path(folder, f"{os.getpid()}.{'preloaded' if module in sys.modules else 'cold'}").touch()
+    return image
+
+
+def _workers_seen(folder: Path) -> dict[int, str]:
+    return {int(p.name.split(".")[0]): p.name.split(".")[1] for p in folder.iterdir()}
+
+
+def test_a_started_pool_keeps_its_preloaded_workers_from_run_to_run(plate: str, reference, tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    # colorsys: a module nothing in hcsvfs imports, so only the preload can have loaded it
+    steps = [FunctionStep(note_worker, folder=str(seen), module="colorsys"), *demo_pipeline().steps]
+    with ProcessPoolExecutor(2, preload=("colorsys",)) as executor:
+        assert executor.started
+        first = Pipeline(steps).run(plate, str(tmp_path / "a.zarr"), executor=executor)
+        assert executor.started  # the run did not close what the caller started
+        pids = set(_workers_seen(seen))
+        second = Pipeline(steps).run(plate, str(tmp_path / "b.zarr"), executor=executor)
+    assert first.ok and second.ok and same_plate(reference[0], str(tmp_path / "b.zarr"))
+    assert set(_workers_seen(seen)) == pids and 1 <= len(pids) <= 2  # the same processes served both runs
+    assert set(_workers_seen(seen).values()) == {"preloaded"}
+    assert not executor.started
+    import psutil
+
+    assert not [pid for pid in pids if psutil.pid_exists(pid)]  # close() stopped and reaped them
+
+
+def test_a_run_closes_the_pool_it_started_itself(plate: str, tmp_path: Path) -> None:
+    executor = ProcessPoolExecutor(2)
+    report = demo_pipeline().run(plate, str(tmp_path / "p.zarr"), executor=executor)
+    assert report.ok and not executor.started
+
+
+def test_a_started_pool_replaces_a_killed_worker_and_serves_the_next_run(plate: str, reference, tmp_path: Path) -> None:
+    steps = list(demo_pipeline().steps)
+    steps.insert(1, FunctionStep(kill_once, marker=str(tmp_path / "killed")))
+    with ProcessPoolExecutor(2) as executor:
+        first = Pipeline(steps).run(plate, str(tmp_path / "a.zarr"), executor=executor, retry=RetryPolicy(max_attempts=3))
+        assert (tmp_path / "killed").exists() and first.ok and executor.started
+        second = demo_pipeline().run(plate, str(tmp_path / "b.zarr"), executor=executor)
+    assert second.ok and same_plate(reference[0], str(tmp_path / "b.zarr"))
+
+
+def test_a_module_that_cannot_be_preloaded_is_reported_and_the_run_goes_on(plate: str, tmp_path: Path) -> None:
+    executor = ProcessPoolExecutor(2, preload=("hcsvfs_no_such_module", "colorsys"))
+    report = demo_pipeline().run(plate, str(tmp_path / "p.zarr"), executor=executor)
+    assert report.ok and len(report.completed) == len(WELLS)
+
+
+def test_preload_logs_what_it_cannot_import(caplog: pytest.LogCaptureFixture) -> None:
+    from hcsvfs.pipeline.executors.base import preload
+
+    preload(["hcsvfs_no_such_module", "colorsys"])
+    assert "colorsys" in sys.modules
+    assert "cannot import hcsvfs_no_such_module" in caplog.text
+
+
+def test_a_started_dask_executor_keeps_its_cluster_from_run_to_run(plate: str, reference, tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    from hcsvfs.pipeline import DaskExecutor
+
+    with DaskExecutor(workers=2, preload=("colorsys",)) as executor:
+        cluster = executor._cluster
+        first = demo_pipeline().run(plate, str(tmp_path / "a.zarr"), executor=executor)
+        second = demo_pipeline().run(plate, str(tmp_path / "b.zarr"), executor=executor)
+        assert executor.started and executor._cluster is cluster
+        # colorsys: imported by nothing but the preload, which runs in the background on each worker
+        deadline = time.monotonic() + 30
+        while not all(executor._client.run(_has_colorsys).values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(executor._client.run(_has_colorsys).values()) and len(executor._client.run(_has_colorsys)) == 2
+    assert first.ok and second.ok and same_plate(reference[0], str(tmp_path / "b.zarr"))
+    assert not executor.started and cluster.status.name == "closed"
+
+
+def _has_colorsys() -> bool:
+    return "colorsys" in sys.modules

@@ -378,11 +378,15 @@ class Pipeline:
         executor = executor or LocalExecutor()
         retry = retry or RetryPolicy()
         owned = storage not in _FILEMANAGERS  # a FileManager the caller already holds is left open
+        started_here = not executor.started  # a started executor keeps its warm workers for the caller's next run
+        executor.start()  # first: its workers spawn and import while this process scans the plate
         try:
             return self._run(
                 input_path, output_path, executor, storage, wells, (parser, pattern, missing), retry, rerun, on_well, labels
             )
         finally:
+            if started_here:
+                executor.close()
             if owned:
                 storage.close()  # this run's overlay thread and spill folder end with it
 
