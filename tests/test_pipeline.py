@@ -28,7 +28,7 @@ from hcsvfs.pipeline import (
     StorageConfig,
     UnknownFunctionError,
 )
-from hcsvfs.pipeline.synthetic import plate_wells, write_synthetic_plate
+from hcsvfs.pipeline.synthetic import SyntheticPlateBackend, plate_wells, write_synthetic_plate
 
 WELLS = plate_wells(3)
 DISK_OUT = StorageConfig(output_backend="disk")
@@ -187,6 +187,79 @@ def test_a_run_closes_the_filemanager_it_built(plate: str, tmp_path: Path) -> No
     for c in configs:
         c.close()
     assert list((tmp_path / "spill").iterdir()) == []
+
+
+def test_a_worker_keeps_one_filemanager_for_a_config_with_backend_factories() -> None:
+    """Each well's job is unpickled anew in a worker; a partial factory compares by identity, yet the
+    worker must find the FileManager it built for the previous well (one overlay, one store connection)."""
+    import functools
+    import pickle
+
+    from hcsvfs.pipeline.pipeline import _FILEMANAGERS
+
+    config = StorageConfig(input_backend="synthetic",
+                           backends=(("synthetic", functools.partial(SyntheticPlateBackend, "plate", ("A01",))),))
+    first, second = pickle.loads(pickle.dumps(config)), pickle.loads(pickle.dumps(config))
+    assert first != second  # what a worker sees, well after well
+    try:
+        assert first.filemanager() is second.filemanager() and second in _FILEMANAGERS
+    finally:
+        first.close()
+    assert second not in _FILEMANAGERS
+    unpicklable = StorageConfig(backends=(("mine", lambda: SyntheticPlateBackend("p", ("A01",))),))
+    try:  # a lambda never leaves the process: the config itself is the key
+        assert unpicklable.filemanager() is unpicklable.filemanager()
+    finally:
+        unpicklable.close()
+
+
+# ---------------------------------------------------------------- a plate made on load
+def test_the_synthetic_plate_lists_and_loads_imagexpress_planes_and_refuses_writes() -> None:
+    import pickle
+
+    from hcsvfs.errors import PathNotFoundError, ReadOnlyError
+
+    b = SyntheticPlateBackend("in/plate", ["A01", "B02"], fields=2, channels=3, shape=(64, 64), cells=5)
+    assert b.list_dir(".") == ["in"] and b.list_dir("in") == ["plate"]
+    names = b.list_dir("in/plate")
+    assert len(names) == 12 and names[:3] == ["Plate1_A01_s1_w1.tif", "Plate1_A01_s1_w2.tif", "Plate1_A01_s1_w3.tif"]
+    assert b.plate_bytes == 12 * 64 * 64 * 2 and b.stat("in/plate/" + names[0]).size == 64 * 64 * 2
+    plane = b.load("in/plate/Plate1_B02_s2_w1.tif")
+    assert plane.dtype == np.uint16 and plane.shape == (64, 64) and plane.max() > plane.min()
+    plane[:] = 0  # a copy: the next load is untouched
+    again = pickle.loads(pickle.dumps(b)).load("in/plate/Plate1_B02_s2_w1.tif")
+    assert again.max() > 0 and np.array_equal(again, b.load("in/plate/Plate1_B02_s2_w1.tif"))
+    for bad in ("in/plate/Plate1_C01_s1_w1.tif", "in/plate/x.tif", "elsewhere/Plate1_A01_s1_w1.tif"):
+        with pytest.raises(PathNotFoundError, match="synthetic plate"):
+            b.load(bad)
+    with pytest.raises(IsADirectoryError):
+        b.load("in/plate")
+    with pytest.raises(NotADirectoryError):
+        b.list_dir("in/plate/" + names[0])
+    for write in (lambda: b.save(plane, "in/plate/new.tif"), lambda: b.delete("in/plate/" + names[0]),
+                  lambda: b.ensure_directory("in/other")):
+        with pytest.raises(ReadOnlyError, match="read-only"):
+            write()
+    b.ensure_directory("in/plate")  # already there: nothing to write
+    with pytest.raises(ValueError, match="bank"):
+        SyntheticPlateBackend("p", ["A01"], bank=0)
+
+
+def test_a_pipeline_streams_a_synthetic_plate_on_two_workers(tmp_path: Path) -> None:
+    import functools
+
+    from hcsvfs.pipeline import LocalExecutor, ProcessPoolExecutor
+
+    source = functools.partial(SyntheticPlateBackend, "plate", ["A01", "A02", "B01"], fields=2, channels=2,
+                               shape=(128, 128), cells=20)
+    storage = StorageConfig(input_backend="synthetic", backends=(("synthetic", source),), budget="32MiB",
+                            spill_dir=str(tmp_path))
+    pipeline = Pipeline([*design_example().steps, MeasureCells()])
+    local = pipeline.run("plate", str(tmp_path / "local.zarr"), storage=storage, executor=LocalExecutor())
+    pool = pipeline.run("plate", str(tmp_path / "pool.zarr"), storage=storage, executor=ProcessPoolExecutor(2))
+    assert local.ok and pool.ok and len(pool.completed) == 3 and local.table().cells.sum() > 0
+    key = ["well", "field"]
+    assert pool.table().sort_values(key).reset_index(drop=True).equals(local.table().sort_values(key).reset_index(drop=True))
 
 
 def test_rerun_skips_complete_wells_and_rerun_true_redoes_them(plate: str, tmp_path: Path) -> None:

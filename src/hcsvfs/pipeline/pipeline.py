@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import pickle
 import resource
 import shutil
 import tempfile
@@ -139,29 +140,44 @@ class _FileManagerCache:
     def __init__(self, limit: int = 4) -> None:
         self.limit = limit
         self._lock = threading.Lock()
-        self._items: OrderedDict[StorageConfig, tuple[FileManager, Callable[[], Any]]] = OrderedDict()
+        self._items: OrderedDict[Any, tuple[FileManager, Callable[[], Any]]] = OrderedDict()
+
+    @staticmethod
+    def _key(config: StorageConfig) -> Any:
+        """The cache key: the config's pickle where it has one. A worker unpickles a new config for every
+        well, and factories in ``backends`` (a ``functools.partial``, say) compare by identity, so the config
+        itself would miss each time and every well would build its FileManager anew."""
+        try:
+            return pickle.dumps(config)
+        except Exception:  # a lambda factory: it never left this process, so identity is the right key
+            return config
 
     def get(self, config: StorageConfig) -> FileManager:
+        key = self._key(config)
         with self._lock:
-            item = self._items.get(config)
+            item = self._items.get(key)
             if item is not None:
-                self._items.move_to_end(config)
+                self._items.move_to_end(key)
                 return item[0]
-            self._items[config] = item = config._build()
+            self._items[key] = item = config._build()
             evicted = [self._items.popitem(last=False)[1] for _ in range(len(self._items) - self.limit)]
         for _, close in evicted:
             close()
         return item[0]
 
     def discard(self, config: StorageConfig) -> None:
+        key = self._key(config)
         with self._lock:
-            item = self._items.pop(config, None)
+            item = self._items.pop(key, None)
         if item is not None:
             item[1]()
 
     def __contains__(self, config: object) -> bool:
+        if not isinstance(config, StorageConfig):
+            return False
+        key = self._key(config)
         with self._lock:
-            return config in self._items
+            return key in self._items
 
     def __len__(self) -> int:
         with self._lock:
