@@ -118,7 +118,7 @@ def main() -> None:
             m = measured[label]
             print(f"{label}: {m['wells']} wells, {m['planes']} planes, {m['pixel_bytes'] / 1e9:.1f} GB: "
                   f"{m['seconds']:.1f} s, {m['ms_per_image']:.1f} ms/image, parent {m['parent_peak_rss'] >> 20} MiB, "
-                  f"worker {m['worker_peak_rss'] >> 20} MiB (bound {bound >> 20} MiB), output {m["output_bytes"] / 1e6:.0f} MB")
+                  f"worker {m['worker_peak_rss'] >> 20} MiB (bound {bound >> 20} MiB), output {m['output_bytes'] / 1e6:.0f} MB")
     small, large = measured["small"], measured["large"]
     results = []
     for label, m in measured.items():
