@@ -45,18 +45,6 @@ BASE = 384 << 20  # a worker's interpreter, imports and bank of synthetic fields
 PARENT_LIMIT = 1 << 30
 
 
-def _pipeline():
-    from hcsvfs.pipeline import FunctionStep, MeasureCells, Pipeline
-
-    return Pipeline([
-        FunctionStep("gaussian_filter", sigma=2.0, channels=[1]),
-        FunctionStep("threshold_otsu"),
-        FunctionStep("binary_opening", iterations=2),
-        FunctionStep("label"),
-        MeasureCells(),
-    ], name="scale")
-
-
 def _source(wells: int, shape: int):
     from hcsvfs.pipeline.synthetic import SyntheticPlateBackend, plate_wells
 
@@ -66,6 +54,8 @@ def _source(wells: int, shape: int):
 
 def run_size(wells: int, shape: int, out: str) -> dict:
     """One size in this process: warm-up, then the timed run; seconds, planes, peak RSS, output bytes."""
+    from bench_pipeline import _pipeline  # the demo's steps, as bench_pipeline runs them
+
     from hcsvfs.pipeline import ProcessPoolExecutor, StorageConfig
     from hcsvfs.pipeline.pipeline import peak_rss
 

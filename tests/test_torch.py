@@ -10,7 +10,6 @@ import io
 import itertools
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +19,6 @@ from hypothesis.extra import numpy as hnp
 
 from hcsvfs import DiskStorageBackend, MemoryStorageBackend
 from hcsvfs import arrays as A
-from hcsvfs.errors import StorageError
 from hcsvfs.formats import FormatRegistry, default_formats
 from hcsvfs.formats.base import SNIFF_BYTES
 
@@ -120,26 +118,6 @@ def test_sniffing_finds_pt_files_without_an_extension(reg: FormatRegistry) -> No
     buf = io.BytesIO()
     fmt.dump(obj, buf)
     assert reg.for_load("noext", buf.getvalue()[:SNIFF_BYTES]).name == "torch"
-
-
-class _Payload:
-    """Unpickling this creates a marker file: proof that loading ran code."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (open, (self.marker, "w"))
-
-
-def test_a_pickle_planted_in_a_pt_file_is_refused_not_run(tmp_path: Path) -> None:
-    """.pt files load with weights_only=True: a pickled payload inside is refused, never executed."""
-    marker = tmp_path / "pwned"
-    backend = DiskStorageBackend(tmp_path / "root")
-    torch.save(_Payload(str(marker)), backend.root / "evil.pt")
-    with pytest.raises(StorageError):
-        backend.load("evil.pt")
-    assert not marker.exists()
 
 
 # ---------------------------------------------------------------- round trips on disk and memory
