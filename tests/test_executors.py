@@ -250,3 +250,20 @@ def test_a_started_dask_executor_keeps_its_cluster_from_run_to_run(plate: str, r
 
 def _has_colorsys() -> bool:
     return "colorsys" in sys.modules
+
+
+def test_a_started_pool_whose_idle_worker_died_serves_the_next_run(plate: str, reference, tmp_path: Path) -> None:
+    """The OOM killer may take a worker while the pool waits between runs: the next run starts a new pool."""
+    import psutil
+
+    with ProcessPoolExecutor(2) as executor:
+        first = demo_pipeline().run(plate, str(tmp_path / "a.zarr"), executor=executor)
+        workers = list(executor._pool._processes)  # the pool's own processes (children() has mp's resource tracker too)
+        assert first.ok and workers
+        victim = psutil.Process(workers[0])
+        victim.kill()
+        victim.wait(10)
+        second = demo_pipeline().run(plate, str(tmp_path / "b.zarr"), executor=executor)
+        assert workers[0] not in executor._pool._processes  # a new pool served the second run
+    assert second.ok and max(r.attempts for r in second.completed) == 1
+    assert same_plate(reference[0], str(tmp_path / "b.zarr"))

@@ -118,7 +118,12 @@ class ProcessPoolExecutor(Executor):
             while queue and len(running) < self.workers:
                 well = queue.pop(0)
                 attempts[well] += 1
-                running[pool.submit(run_well, job, well, attempts[well])] = well
+                try:
+                    future = pool.submit(run_well, job, well, attempts[well])
+                except BrokenProcessPool:  # a worker of a started pool died while it sat idle between runs
+                    pool = self._replace(pool)
+                    future = pool.submit(run_well, job, well, attempts[well])
+                running[future] = well
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = False
             for future in finished:
