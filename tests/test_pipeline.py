@@ -189,6 +189,20 @@ def test_a_run_closes_the_filemanager_it_built(plate: str, tmp_path: Path) -> No
     assert list((tmp_path / "spill").iterdir()) == []
 
 
+def test_each_well_reports_its_own_spills(plate: str, tmp_path: Path) -> None:
+    """The overlay lives from well to well, so its counter is the process's: a well reports its own share,
+    and the shares add up to the overlay's total (summing cumulative counts overstated it quadratically)."""
+    storage = StorageConfig(output_backend="disk", budget="128KiB", spill_dir=str(tmp_path))  # a few 128^2 images
+    overlay = storage.filemanager().get_backend("overlay")  # held here, so the run leaves it open
+    try:
+        report = design_example().run(plate, str(tmp_path / "out"), storage=storage)
+        total = overlay.stats()["spill_count"]
+        assert report.ok and total > 0 and all(r.spills > 0 for r in report.completed)
+        assert sum(r.spills for r in report.completed) == total
+    finally:
+        storage.close()
+
+
 def test_a_worker_keeps_one_filemanager_for_a_config_with_backend_factories() -> None:
     """Each well's job is unpickled anew in a worker; a partial factory compares by identity, yet the
     worker must find the FileManager it built for the previous well (one overlay, one store connection)."""

@@ -209,7 +209,7 @@ class WellResult:
     seconds: float
     bytes_read: int
     peak_rss: int  #: peak resident memory of the process that ran the well, bytes
-    spills: int = 0  #: entries the memory overlay spilled to disk while this process ran
+    spills: int = 0  #: entries the memory overlay spilled to disk while this well ran
     attempts: int = 1
     thumbnail: Any = None  #: a small 2-D preview of the well's first output image (for overviews)
 
@@ -231,6 +231,7 @@ def run_well(job: PlateJob, well: str, attempt: int = 1) -> WellResult:
     """Run every step of ``job.pipeline`` on one well, write its plate images, and mark it complete."""
     fm = job.storage.filemanager()
     start = time.perf_counter()
+    spilled_before = _spills(fm, job.storage)  # the overlay outlives the well: its counter is the process's
     ctx = ProcessingContext(
         filemanager=fm,
         plate=job.plate,
@@ -265,7 +266,7 @@ def run_well(job: PlateJob, well: str, attempt: int = 1) -> WellResult:
         seconds=time.perf_counter() - start,
         bytes_read=ctx.bytes_read,
         peak_rss=peak_rss(),
-        spills=_spills(fm, job.storage),
+        spills=_spills(fm, job.storage) - spilled_before,
         attempts=attempt,
         thumbnail=thumbnail,
     )
