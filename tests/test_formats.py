@@ -171,3 +171,23 @@ def test_readme_format_example_works(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert backend.list_files(".", extensions=["pgm", "ppm"]) == ["gray.pgm", "rgb.PPM"]
     with pytest.raises(UnsupportedTypeError, match="netpbm"):
         backend.save(np.zeros(5, np.uint8), "line.pgm")  # the format's accepts() is honoured
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(12, dtype=">i4").reshape(3, 4),
+    np.asfortranarray(np.arange(12.0).reshape(3, 4)),  # header says fortran_order: True
+    np.zeros((0, 5), np.uint16),
+    np.zeros((), np.float32),
+    np.zeros(3, dtype=[("µm", "<f8")]),  # a non-Latin-1 field name: NumPy writes format version 3.0
+])
+def test_npy_headers_of_every_version_and_order_load_back(reg: FormatRegistry, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    buf.seek(0)
+    got = reg.by_extension("x.npy").load(buf)
+    assert got.dtype == array.dtype and got.shape == array.shape and np.array_equal(got, array)
+    assert got.flags.writeable
+    buf = io.BytesIO(buf.getvalue()[:-4] if array.nbytes else buf.getvalue())
+    if array.nbytes and array.dtype.names is None:
+        with pytest.raises(ValueError, match="ends after"):
+            reg.by_extension("x.npy").load(buf)
