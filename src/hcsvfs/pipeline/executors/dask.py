@@ -10,6 +10,7 @@ one whose worker died. A started executor (:meth:`DaskExecutor.start`, or
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -94,8 +95,11 @@ class DaskExecutor(Executor):
         self.start()
         try:
             client = self._client
+            # Keys unique to this run: on a started cluster the scheduler may still hold the last run's tasks,
+            # and a repeated key would hand back that run's result instead of running this one.
+            run_id = uuid.uuid4().hex[:8]
             futures = {
-                client.submit(run_well, job, well, key=f"hcsvfs-{job.pipeline.name}-{well}", pure=False,
+                client.submit(run_well, job, well, key=f"hcsvfs-{job.pipeline.name}-{run_id}-{well}", pure=False,
                               retries=retry.max_attempts - 1): well
                 for well in wells
             }
